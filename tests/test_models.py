@@ -1,0 +1,49 @@
+import hashlib
+
+import pytest
+
+from emreason import models
+from emreason.errors import EmreasonError
+
+
+def test_unknown_alias_and_paths(tmp_path):
+    with pytest.raises(EmreasonError, match="unknown model alias"):
+        models.fetch("gpt-5")
+    with pytest.raises(EmreasonError, match="not found"):
+        models.resolve(str(tmp_path / "missing.gguf"))
+    with pytest.raises(EmreasonError, match="no config.json"):
+        models.resolve(str(tmp_path))
+    with pytest.raises(EmreasonError, match="not a folder"):
+        models.resolve("./nope")
+
+
+def test_pickle_only_checkpoint_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(EmreasonError, match="pickle"):
+        models.resolve(str(tmp_path))
+    assert models.resolve(str(tmp_path), allow_pickle=True) == str(tmp_path)
+    (tmp_path / "pytorch_model.bin").unlink()
+    with pytest.raises(EmreasonError, match="no weights"):
+        models.resolve(str(tmp_path))
+
+
+def test_tampered_model_file_is_rejected_and_not_cached(tmp_path, monkeypatch):
+    blob = tmp_path / "part.bin"
+    blob.write_bytes(b"GGUF" + b"\0" * 100)
+    monkeypatch.setenv("EMREASON_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(models.ALIASES, "fake", models.ModelAlias(
+        packages=("fake-pkg==1.0",), sha256="0" * 64, family="llama", description="", license=""))
+    monkeypatch.setattr(models, "_installed_member", lambda package, name: blob)
+    with pytest.raises(EmreasonError, match="sha256 mismatch"):
+        models.fetch("fake")
+    assert not any((tmp_path / "cache").rglob("*.gguf*"))
+    good = hashlib.sha256(blob.read_bytes()).hexdigest()
+    monkeypatch.setitem(models.ALIASES, "fake", models.ModelAlias(
+        packages=("fake-pkg==1.0",), sha256=good, family="llama", description="", license=""))
+    assert models.fetch("fake").read_bytes() == blob.read_bytes()
+
+
+def test_local_model_loads_left_padded(tiny_llama):
+    model, tok = models.load(str(tiny_llama))
+    assert tok.padding_side == "left" and tok.pad_token is not None and not model.training
