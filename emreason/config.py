@@ -7,6 +7,7 @@ typo in a YAML file fails at once with the field's name instead of being silentl
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +34,9 @@ class PromptConfig(_Section):
     """Instruction for direct answers (no rationale)."""
     system: str | None = None
     """System message. None keeps the chat template's own default."""
+    cot_prefix: str = ""
+    """Text that opens the assistant's turn for chain-of-thought sampling, training and evaluation
+    (e.g. "Let's think step by step."). Part of the prompt: never trained on."""
 
 
 class DataConfig(_Section):
@@ -84,6 +88,9 @@ class GenerationConfig(_Section):
     """Prompts (times samples per prompt) decoded together."""
     stop_at_answer: bool = True
     """Stop each sequence as soon as its answer line is complete."""
+    chunk_questions: int = Field(64, ge=1)
+    """Questions per E-step chunk: the unit of progress written to the sample log (and kept
+    across a crash)."""
 
 
 class BackendConfig(_Section):
@@ -105,6 +112,107 @@ class EvalConfig(_Section):
     """Longest evaluation output."""
     batch_size: int = Field(16, ge=1)
     """Evaluation batch size."""
+
+
+class FilterConfig(_Section):
+    hint_leak: bool = True
+    """Reject hinted samples whose rationale echoes or reveals the hint ("the correct answer is",
+    "as the hint says", ...): the M-step would learn to echo, not to reason."""
+    answer_first: bool = True
+    """Reject outputs that commit to an answer before reasoning (fewer than `answer_first_words`
+    words before the first answer statement)."""
+    answer_first_words: int = Field(5, ge=0)
+    """Words of reasoning required before the first answer statement."""
+    min_rationale_words: int = Field(10, ge=0)
+    """Reject rationales shorter than this many words (the text before the final answer line)."""
+
+
+class SamplerConfig(_Section):
+    name: Literal["rejection", "star", "pps", "none", "direct"] = "pps"
+    """E-step proposal: rejection (up to k plain samples), star (plain, then hinted rationalization
+    when wrong), pps (hinted only); baselines none (no training) and direct (answer-only targets)."""
+    k: int = Field(4, ge=1)
+    """rejection: sampling budget per question (plain prompt)."""
+    keep: int = Field(1, ge=1)
+    """Accepted samples kept per question at most (ReST-EM keeps several; STaR keeps one)."""
+    star_plain: int = Field(1, ge=1)
+    """star: plain samples before rationalizing."""
+    hinted: int = Field(1, ge=1)
+    """star, pps: hinted samples per question (the rationalization budget)."""
+    filters: FilterConfig = FilterConfig()
+    """Rationale filters applied to correct samples before acceptance; each rejection is counted."""
+
+    def stages(self) -> list[tuple[str, int]]:
+        """The proposal as (prompt mode, budget) stages; a question goes on to the next stage only
+        while it has fewer than `keep` accepted samples."""
+        return {"rejection": [("cot", self.k)], "star": [("cot", self.star_plain), ("hinted", self.hinted)],
+                "pps": [("hinted", self.hinted)]}.get(self.name, [])
+
+
+class TrainConfig(_Section):
+    method: Literal["lora", "full"] = "lora"
+    """lora (peft adapters, the default) or full fine-tuning."""
+    init: Literal["base", "previous"] = "base"
+    """base: each iteration fine-tunes the original model on its own accepted samples (STaR,
+    ReST-EM); previous: continue from the last iterate."""
+    lora_r: int = Field(16, ge=1)
+    """LoRA rank."""
+    lora_alpha: int = Field(32, ge=1)
+    """LoRA scaling numerator (scale = alpha / r)."""
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    """Dropout on the LoRA branch."""
+    target_modules: str | list[str] = "all-linear"
+    """Modules that get adapters: "all-linear" or a list of names (q_proj, v_proj, ...)."""
+    learning_rate: float = Field(2e-4, gt=0.0)
+    """Peak learning rate (2e-4 suits LoRA; use ~1e-5 for full fine-tuning)."""
+    epochs: float = Field(2.0, gt=0.0)
+    """Passes over the accepted samples."""
+    batch_size: int = Field(4, ge=1)
+    """Sequences per optimizer micro-step."""
+    grad_accum: int = Field(1, ge=1)
+    """Micro-steps per optimizer step."""
+    max_length: int = Field(512, ge=16)
+    """Longest training sequence (prompt + target) in tokens; longer samples are dropped and counted."""
+    lr_scheduler: str = "linear"
+    """transformers scheduler name (linear, cosine, constant, ...)."""
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    """Fraction of steps spent warming up the learning rate."""
+    weight_decay: float = Field(0.0, ge=0.0)
+    """AdamW weight decay."""
+    report_to: list[str] = []
+    """Trainer loggers: [] (none), ["tensorboard"], ["wandb"] (set WANDB_MODE=offline to stay local)."""
+    logging_steps: int = Field(5, ge=1)
+    """Steps between training loss logs."""
+
+
+class RunConfig(_Section):
+    name: str | None = None
+    """Run name (default: the config file's name). Letters, digits, '.', '_' and '-' only."""
+    iterations: int = Field(2, ge=1, le=100)
+    """EM iterations (E-step, M-step, evaluation)."""
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    sampler: SamplerConfig = SamplerConfig()
+    generation: GenerationConfig = GenerationConfig()
+    """E-step sampling settings."""
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    backend: BackendConfig = BackendConfig()
+    prompts: PromptConfig = PromptConfig()
+    eval_base: bool = True
+    """Evaluate the untrained model first (iteration 0), the reference for every later iteration."""
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", self.name):
+            raise ValueError(f"name {self.name!r}: use letters, digits, '.', '_' and '-' (no '/' or '..')")
+        if self.sampler.name == "direct" and "mode" not in self.eval.model_fields_set:
+            self.eval.mode = "direct"  # a model trained on answers alone is evaluated that way
+        if self.generation.temperature == 0 and self.sampler.name in ("rejection", "star", "pps"):
+            if self.sampler.k > 1 or self.sampler.hinted > 1 or self.sampler.star_plain > 1:
+                raise ValueError("generation.temperature is 0 (greedy) but the sampler draws several "
+                                 "samples per question: they would all be the same; use temperature > 0")
+        return self
 
 
 def format_validation_error(err: ValidationError, source: str = "config") -> str:

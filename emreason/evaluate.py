@@ -41,7 +41,7 @@ def evaluate(backend, examples: list[Example], mode: str = "cot", prompts: Promp
     if mode == "loglik":
         records = _loglik_records(backend, examples, progress)
     else:
-        texts = [backend.chat(P.user_message(ex, mode, prompts), prompts.system) for ex in examples]
+        texts = [P.prompt_text(backend, ex, mode, prompts) for ex in examples]
         params = SamplingParams(n=1, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
         gens = backend.generate(texts, params, progress=progress)
         records = []

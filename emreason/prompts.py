@@ -37,6 +37,13 @@ def user_message(ex: Example, mode: str, prompts: PromptConfig = DEFAULT_PROMPTS
     return f"{question_block(ex)}\n\n{instruction}"
 
 
+def prompt_text(backend, ex: Example, mode: str, prompts: PromptConfig = DEFAULT_PROMPTS) -> str:
+    """The full prompt string: the chat-rendered user turn, plus the assistant-turn prefix for
+    reasoning modes. Sampling, training and evaluation all build prompts here, so they agree."""
+    text = backend.chat(user_message(ex, mode, prompts), prompts.system)
+    return text + prompts.cot_prefix if mode in ("cot", "hinted") else text
+
+
 def answer_line(letter: str) -> str:
     """The fixed form of the final answer written into training targets."""
     return f"The answer is ({letter})."

@@ -1,0 +1,356 @@
+"""The EM loop: iterations of E-step (sample), M-step (train) and evaluation, in a resumable run directory.
+
+    RUN/run.json                  resolved config, versions, command
+    RUN/state.json                where the run is (for people; the files below are the truth)
+    RUN/metrics.jsonl             one record per iteration (0 = the untrained model)
+    RUN/iter_0/eval/              metrics.json, predictions.jsonl of the base model
+    RUN/iter_K/samples.jsonl      every E-step attempt, appended a chunk of questions at a time
+    RUN/iter_K/estep.json         E-step summary (written once the E-step is complete)
+    RUN/iter_K/train.jsonl        the M-step's (prompt, completion, weight) rows
+    RUN/iter_K/model/             the iterate: LoRA adapter or full model (safetensors)
+    RUN/iter_K/eval/              evaluation of the iterate
+
+Each phase is done when its output file exists; every file is written atomically and the sample
+log is committed chunk by chunk with a marker line, so a run killed at any moment resumes with
+`--resume` without redoing or losing work. Seeds are derived from (seed, iteration, chunk, stage,
+round), so a resumed run draws exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import __version__, data
+from .backends.hf import HFBackend
+from .config import RunConfig, read_yaml, validate
+from .errors import EmreasonError
+from .evaluate import evaluate
+from .models import load, pick_device
+from .samplers import estep_summary, present, sample_chunk, training_examples
+from .store import append_jsonl, read_json, read_jsonl, write_json, write_jsonl
+
+
+def _log(msg: str) -> None:
+    print(f"[emreason] {msg}", file=sys.stderr, flush=True)
+
+
+# --- run directory bookkeeping -----------------------------------------------------------------
+
+class RunLock:
+    """One process per run directory. A lock left by a dead process (same host) is taken over."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / ".lock"
+
+    def __enter__(self):
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                os.write(fd, me.encode())
+                os.close(fd)
+                return self
+            except FileExistsError:
+                host, _, pid = self.path.read_text().partition(" ")
+                if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+                    _log(f"removing a stale lock left by process {pid}")
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise EmreasonError(f"{self.path.parent} is in use by process {pid} on {host}: wait for it to "
+                                    f"finish, or delete {self.path} if that process is gone") from None
+        raise EmreasonError(f"could not lock {self.path.parent}")
+
+    def __exit__(self, *exc):
+        self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _versions() -> dict:
+    import torch
+    import transformers
+
+    return {"emreason": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__}
+
+
+def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, overwrite: bool) -> None:
+    """Create, reuse (--resume) or replace (--overwrite) a run directory; never silently."""
+    meta = run_dir / "run.json"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise EmreasonError(f"{run_dir} is a file, not a run directory")
+    if meta.is_file():
+        if overwrite:
+            for child in run_dir.iterdir():
+                if child.name != ".lock":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        elif resume:
+            old = read_json(meta)["config"]
+            new = cfg.model_dump(mode="json")
+            diff = sorted(k for k in _flatten(new).keys() | _flatten(old).keys()
+                          if k != "iterations" and _flatten(new).get(k) != _flatten(old).get(k))
+            if diff:
+                raise EmreasonError(f"{run_dir} was started with a different config ({', '.join(diff[:8])}): "
+                                    "resume with the same config (only `iterations` may grow), or use another --out")
+            return
+        else:
+            raise EmreasonError(f"{run_dir} already holds a run: pass --resume to continue it, "
+                                "--overwrite to start over, or choose another --out")
+    elif run_dir.exists() and any(c.name != ".lock" for c in run_dir.iterdir()):
+        raise EmreasonError(f"{run_dir} exists and is not an emreason run directory: choose another --out")
+    elif resume:
+        _log(f"nothing to resume in {run_dir}: starting a new run")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(meta, {"config": cfg.model_dump(mode="json"), "versions": _versions(),
+                      "command": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def read_sample_log(path: Path) -> tuple[list[dict], set[int]]:
+    """Records of complete chunks, and those chunks' indices. Records of a chunk whose marker line
+    never got written (the process died mid-append) are cut from the file and redrawn."""
+    rows = read_jsonl(path, repair=True)
+    last = max((i for i, r in enumerate(rows) if "chunk_done" in r), default=-1)
+    if last + 1 < len(rows):
+        write_jsonl(path, rows[: last + 1])
+    kept = rows[: last + 1]
+    return [r for r in kept if "chunk_done" not in r], {r["chunk_done"] for r in kept if "chunk_done" in r}
+
+
+# --- the loop ----------------------------------------------------------------------------------
+
+class _Models:
+    """The iterate currently loaded for generation; loaded on demand, dropped before training."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, device: str):
+        self.cfg, self.run_dir, self.device = cfg, run_dir, device
+        self.loaded: int | None = None
+        self.backend: HFBackend | None = None
+
+    def iterate_dir(self, k: int) -> Path | None:
+        """The model folder of iterate k, walking back over iterations whose M-step was skipped."""
+        while k > 0:
+            if (self.run_dir / f"iter_{k}" / "model").is_dir():
+                return self.run_dir / f"iter_{k}" / "model"
+            k -= 1
+        return None
+
+    def get(self, k: int) -> HFBackend:
+        source = self.iterate_dir(k)
+        key = int(source.parent.name[5:]) if source else 0
+        if self.loaded != key:
+            self.drop()
+            m = self.cfg.model
+            model, tok = load(str(source) if source else m.name, m.dtype, self.device, m.trust_remote_code,
+                              m.allow_pickle)
+            self.set(key, model, tok)
+        return self.backend  # type: ignore[return-value]
+
+    def set(self, key: int, model, tok) -> None:
+        tok.padding_side = "left"
+        self.backend = HFBackend(model, tok, batch_size=self.cfg.generation.batch_size, device=self.device)
+        self.loaded = key
+
+    def drop(self) -> None:
+        self.backend, self.loaded = None, None
+        gc.collect()
+
+
+def run(cfg: RunConfig, run_dir: Path, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> list[dict]:
+    """Run (or resume) the EM loop in `run_dir`; returns the per-iteration metrics."""
+    import torch
+
+    train_set = data.load(cfg.data.dataset, cfg.data.train_split, cfg.data.data_dir, cfg.data.train_size, cfg.data.seed)
+    eval_set = data.load(cfg.data.dataset, cfg.data.eval_split, cfg.data.data_dir, cfg.data.eval_size)
+    overlap = {e.id for e in train_set} & {e.id for e in eval_set}
+    if overlap:
+        raise EmreasonError(f"{len(overlap)} question(s) are in both the train and eval splits: choose disjoint splits")
+    device = pick_device(cfg.backend.device)
+    if cfg.backend.threads:
+        torch.set_num_threads(cfg.backend.threads)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    if not run_dir.exists():
+        run_dir.mkdir()
+    with RunLock(run_dir):
+        prepare_run_dir(run_dir, cfg, resume, overwrite)
+        models = _Models(cfg, run_dir, device)
+        iterations = 1 if cfg.sampler.name == "direct" else (0 if cfg.sampler.name == "none" else cfg.iterations)
+        if cfg.eval_base or iterations == 0:
+            _eval_phase(cfg, run_dir, 0, models, eval_set, quiet)
+        for k in range(1, iterations + 1):
+            it_dir = run_dir / f"iter_{k}"
+            write_json(run_dir / "state.json", {"iteration": k, "phase": "estep"})
+            records = _estep(cfg, it_dir, k, models, train_set, quiet)
+            write_json(run_dir / "state.json", {"iteration": k, "phase": "mstep"})
+            _mstep(cfg, it_dir, k, models, train_set, records, device, quiet)
+            write_json(run_dir / "state.json", {"iteration": k, "phase": "eval"})
+            _eval_phase(cfg, run_dir, k, models, eval_set, quiet)
+        write_json(run_dir / "state.json", {"iteration": iterations, "phase": "done"})
+        models.drop()
+        return _write_metrics(cfg, run_dir, iterations)
+
+
+def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, quiet: bool) -> list[dict]:
+    summary_path = it_dir / "estep.json"
+    log = it_dir / "samples.jsonl"
+    if cfg.sampler.name == "direct":
+        return []
+    if summary_path.is_file():
+        return read_sample_log(log)[0]
+    it_dir.mkdir(parents=True, exist_ok=True)
+    records, done = read_sample_log(log)
+    shown = [present(ex, cfg.data.seed, k, cfg.data.shuffle_choices) for ex in train_set]
+    size = cfg.generation.chunk_questions
+    chunks = [shown[i:i + size] for i in range(0, len(shown), size)]
+    if done:
+        _log(f"iteration {k}: resuming the E-step after {len(done)} of {len(chunks)} chunks")
+    start = time.perf_counter()
+    with tqdm(total=len(shown), initial=sum(len(chunks[c]) for c in done if c < len(chunks)), unit="q",
+              desc=f"iter {k}/{cfg.iterations} E-step {cfg.sampler.name}", file=sys.stderr, disable=quiet) as bar:
+        for c, chunk in enumerate(chunks):
+            if c in done:
+                continue
+            backend = models.get(k - 1)
+            backend.batch_size = cfg.generation.batch_size
+            new = sample_chunk(backend, chunk, cfg.sampler, cfg.generation, cfg.prompts, cfg.data.seed, k, c)
+            append_jsonl(log, new + [{"chunk_done": c, "questions": len(chunk)}])
+            records.extend(new)
+            bar.update(len(chunk))
+    summary = estep_summary(records, len(shown))
+    summary["estep_seconds"] = round(time.perf_counter() - start, 2)
+    write_json(summary_path, summary)
+    return records
+
+
+def _mstep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, records, device: str, quiet: bool) -> None:
+    from .train import train
+
+    stats_path = it_dir / "train_stats.json"
+    if stats_path.is_file():
+        return
+    it_dir.mkdir(parents=True, exist_ok=True)
+    shown = {ex.id: present(ex, cfg.data.seed, k, cfg.data.shuffle_choices) for ex in train_set}
+    backend = models.backend or models.get(k - 1)
+    rows = training_examples(records, shown, backend, cfg.prompts, cfg.sampler)
+    write_jsonl(it_dir / "train.jsonl", rows)
+    if not rows:
+        _log(f"iteration {k}: no sample was accepted; skipping the M-step (the iterate stays as it was)")
+        write_json(stats_path, {"skipped": True, "train_examples": 0})
+        return
+    init_from = models.iterate_dir(k - 1) if cfg.train.init == "previous" else None
+    if init_from is not None and cfg.train.method == "lora" and not (init_from / "adapter_config.json").is_file():
+        init_from = None
+    models.drop()
+    _log(f"iteration {k}: M-step on {len(rows)} examples ({cfg.train.method}, init {cfg.train.init})")
+    model, tok, stats = train(rows, cfg.model, cfg.train, it_dir, seed=cfg.data.seed + k, device=device,
+                              init_from=init_from, quiet=quiet)
+    models.set(k, model, tok)
+    write_json(stats_path, {"skipped": False, **stats})
+
+
+def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set, quiet: bool) -> dict:
+    out = run_dir / f"iter_{k}" / "eval"
+    if (out / "metrics.json").is_file():
+        return read_json(out / "metrics.json")
+    backend = models.get(k)
+    backend.batch_size = cfg.eval.batch_size
+    with tqdm(total=len(eval_set), unit="q", desc=f"iter {k} eval {cfg.eval.mode}", file=sys.stderr,
+              disable=quiet) as bar:
+        result = evaluate(backend, eval_set, cfg.eval.mode, cfg.prompts, cfg.eval.max_new_tokens,
+                          cfg.eval.temperature, seed=cfg.data.seed, progress=bar)
+    write_jsonl(out / "predictions.jsonl", result.records)
+    write_json(out / "metrics.json", result.metrics)
+    m = result.metrics
+    _log(f"iteration {k}: accuracy {m['accuracy']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] "
+         f"parse rate {m['parse_rate']:.2f}, predicted {m['pred_distribution']}")
+    return m
+
+
+def _write_metrics(cfg: RunConfig, run_dir: Path, iterations: int) -> list[dict]:
+    """metrics.jsonl, rebuilt from the per-iteration files (so a resume never duplicates a line)."""
+    rows = []
+    for k in range(0, iterations + 1):
+        it = run_dir / f"iter_{k}"
+        ev = it / "eval" / "metrics.json"
+        if not ev.is_file():
+            continue
+        e = read_json(ev)
+        row = {"iteration": k, "sampler": cfg.sampler.name, "model": cfg.model.name, "dataset": cfg.data.dataset}
+        if (it / "estep.json").is_file():
+            row.update(read_json(it / "estep.json"))
+        if (it / "train_stats.json").is_file():
+            t = read_json(it / "train_stats.json")
+            t.pop("train_log", None)
+            row.update(t)
+        row.update({f"eval_{key}": v for key, v in e.items()})
+        rows.append(row)
+    write_jsonl(run_dir / "metrics.jsonl", rows)
+    return rows
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+def apply_overrides(raw: dict, sets: list[str]) -> dict:
+    import yaml
+
+    for item in sets:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise EmreasonError(f"--set {item!r}: use KEY=VALUE, e.g. --set sampler.k=8")
+        node = raw
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise EmreasonError(f"--set {item!r}: {p} is not a section")
+        node[parts[-1]] = yaml.safe_load(value)
+    return raw
+
+
+def load_run_config(path: str, sets: list[str] = ()) -> RunConfig:
+    raw = apply_overrides(read_yaml(path), list(sets))
+    raw.setdefault("name", Path(path).stem)
+    return validate(RunConfig, raw, source=str(path))
+
+
+def run_from_cli(args) -> int:
+    cfg = load_run_config(args.config, args.set)
+    run_dir = Path(args.out) if args.out else Path("runs") / cfg.name
+    start = time.perf_counter()
+    rows = run(cfg, run_dir, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
+    print(f"run {cfg.name}: {run_dir} ({time.perf_counter() - start:.0f} s)")
+    print(f"{'iter':>4} {'accept':>7} {'tok/acc':>8} {'rat.tok':>8} {'loss':>7} {'accuracy':>9} {'95% CI':>15} {'parse':>6}")
+    for r in rows:
+        tpa = r.get("tokens_per_accepted")
+        mrt = r.get("mean_rationale_tokens")
+        loss = r.get("train_loss")
+        print(f"{r['iteration']:>4} {r.get('accept_rate', float('nan')):>7.3f} {tpa if tpa is None else round(tpa, 1)!s:>8} "
+              f"{mrt if mrt is None else round(mrt, 1)!s:>8} {loss if loss is None else round(loss, 3)!s:>7} "
+              f"{r['eval_accuracy']:>9.3f} [{r['eval_ci_low']:.3f}, {r['eval_ci_high']:.3f}] {r['eval_parse_rate']:>6.2f}")
+    return 0

@@ -1,0 +1,143 @@
+"""M-step: reward-weighted, completion-only fine-tuning on the accepted samples.
+
+maximise sum_i r_i * log p(z_i, y*_i | x_i): the loss covers the rationale and answer tokens only
+(prompt tokens are masked with -100), each sequence weighted by its reward. transformers' Trainer
+runs the optimisation (so accelerate, loggers and distributed launchers work unchanged); all that
+is ours is the tokenization and a five-line weighted loss.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import Trainer, TrainingArguments
+
+from .config import ModelConfig, TrainConfig
+from .models import load
+
+
+def tokenize(rows: list[dict], tok, max_length: int) -> tuple[list[dict], int]:
+    """Rows of {prompt, completion, weight} -> input_ids with prompt-masked labels.
+
+    Prompt and completion are tokenized apart and joined, so the boundary is exact; the completion
+    ends with the end-of-sequence token so the model learns to stop. Returns (examples, dropped)."""
+    out, dropped = [], 0
+    eos = tok.eos_token or ""
+    for r in rows:
+        p = tok(r["prompt"], add_special_tokens=False)["input_ids"]
+        c = tok(r["completion"] + eos, add_special_tokens=False)["input_ids"]
+        if len(p) + len(c) > max_length:
+            dropped += 1
+            continue
+        out.append({"input_ids": p + c, "labels": [-100] * len(p) + c, "weight": float(r.get("weight", 1.0)),
+                    "length": len(p) + len(c)})
+    return out, dropped
+
+
+class _Collator:
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, batch: list[dict]) -> dict:
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, b in enumerate(batch):
+            n = len(b["input_ids"])
+            ids[i, :n] = torch.tensor(b["input_ids"])
+            labels[i, :n] = torch.tensor(b["labels"])
+            mask[i, :n] = 1
+        weight = torch.tensor([b["weight"] for b in batch], dtype=torch.float32)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "weight": weight}
+
+
+class WeightedTrainer(Trainer):
+    """Token-level cross-entropy on the completion, each sequence scaled by its reward."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        weight = inputs.pop("weight")
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        logits = outputs.logits[:, :-1].float()
+        target = labels[:, 1:]
+        ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=-100,
+                             reduction="none").view(target.shape)
+        tokens = (target != -100)
+        denom = num_items_in_batch if num_items_in_batch is not None else tokens.sum().clamp(min=1)
+        loss = (ce * tokens * weight.to(ce.device)[:, None]).sum() / denom
+        return (loss, outputs) if return_outputs else loss
+
+
+def load_for_training(model_cfg: ModelConfig, cfg: TrainConfig, device: str, init_from: Path | None):
+    """The model to fine-tune: the base with fresh LoRA adapters, the base with the previous
+    iterate's adapters (init: previous), or the base / previous full model."""
+    if cfg.method == "full":
+        model, tok = load(str(init_from) if init_from else model_cfg.name, model_cfg.dtype, device,
+                          model_cfg.trust_remote_code, model_cfg.allow_pickle)
+        return model, tok
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    model, tok = load(model_cfg.name, model_cfg.dtype, device, model_cfg.trust_remote_code, model_cfg.allow_pickle)
+    if init_from is not None:
+        model = PeftModel.from_pretrained(model, str(init_from), is_trainable=True)
+    else:
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                                 target_modules=cfg.target_modules, task_type="CAUSAL_LM"))
+    return model, tok
+
+
+def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: Path, seed: int, device: str,
+          init_from: Path | None = None, quiet: bool = False):
+    """Fine-tune on `rows`, save the iterate to `out_dir/model` (atomically), and return
+    (model ready for generation, tokenizer, stats)."""
+    from datasets import Dataset
+
+    model, tok = load_for_training(model_cfg, cfg, device, init_from)
+    examples, dropped = tokenize(rows, tok, cfg.max_length)
+    stats = {"train_examples": len(examples), "train_dropped_too_long": dropped}
+    if not examples:
+        raise ValueError("no training example fits train.max_length")
+    model.train()
+    args = TrainingArguments(
+        output_dir=str(out_dir / "logs"), per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
+        logging_steps=cfg.logging_steps, report_to=cfg.report_to or "none",
+        save_strategy="no", seed=seed, data_seed=seed, use_cpu=device == "cpu", remove_unused_columns=False,
+        label_names=["labels"], train_sampling_strategy="group_by_length", disable_tqdm=quiet,
+        dataloader_num_workers=0, bf16=model_cfg.dtype == "bfloat16" and device != "cpu",
+    )
+    trainer = WeightedTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
+                              data_collator=_Collator(tok.pad_token_id))
+    start = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - start
+    trained_tokens = sum(e["length"] for e in examples) * cfg.epochs
+    stats.update(
+        train_loss=float(result.training_loss), train_steps=int(result.global_step),
+        train_tokens=int(trained_tokens), train_target_tokens=int(sum(sum(l != -100 for l in e["labels"]) for e in examples) * cfg.epochs),
+        train_seconds=round(seconds, 2), train_tokens_per_second=round(trained_tokens / seconds, 1) if seconds else None,
+        train_log=[h for h in trainer.state.log_history if "loss" in h],
+    )
+    save_iterate(model, tok, out_dir / "model")
+    if cfg.method == "lora":
+        model = model.merge_and_unload()
+    model.eval()
+    return model, tok, stats
+
+
+def save_iterate(model, tok, dest: Path) -> None:
+    """save_pretrained into a temporary folder, then rename: a crash leaves no half-written iterate."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)

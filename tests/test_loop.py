@@ -1,0 +1,176 @@
+"""The EM loop end to end on a tiny random model. Generation is scripted (a random model never
+answers correctly) but everything else is real: run directory, sample log, LoRA training with
+transformers' Trainer, saving, reloading, evaluation, resume."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from emreason import loop
+from emreason.backends import Generation
+from emreason.backends.hf import HFBackend
+from emreason.cli import main
+from emreason.config import RunConfig
+from emreason.errors import EmreasonError
+from emreason.store import read_jsonl
+
+RATIONALE = "Plants need light to make their food, so the other choices cannot be right here at all."
+
+
+def scripted_generate(self, prompts, params, progress=None):
+    """Hinted prompts: a good rationale ending in the hinted letter. Plain prompts: a wrong or a
+    right answer depending on the seed, so rejection and STaR have something to decide."""
+    out = []
+    for i, p in enumerate(prompts):
+        m = re.search(r"The correct answer is \((\w)\)", p)
+        if m:
+            text = f"{RATIONALE}\nThe answer is ({m.group(1)})."
+        else:
+            text = f"{RATIONALE}\nThe answer is ({'ABCD'[(params.seed + i) % 4]})."
+        out.append([Generation(text, 20 + i % 3, False)] * params.n)
+        if progress is not None:
+            progress.update(1)
+    return out
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    monkeypatch.setattr(HFBackend, "generate", scripted_generate)
+
+
+def cfg(model, **over):
+    raw = {"iterations": 2, "data": {"dataset": "arc_easy", "train_size": 10, "eval_size": 4},
+           "model": {"name": str(model)}, "sampler": {"name": "pps"},
+           "generation": {"max_new_tokens": 16, "batch_size": 4, "chunk_questions": 4},
+           "train": {"epochs": 1, "batch_size": 4, "lora_r": 4, "max_length": 1024}, "eval": {"max_new_tokens": 8}}
+    for key, value in over.items():
+        section, _, field = key.partition("__")
+        if field:
+            raw.setdefault(section, {})[field] = value
+        else:
+            raw[section] = value
+    return RunConfig.model_validate(raw)
+
+
+REQUIRED = ["iteration", "sampler", "accept_rate", "sampled_tokens", "tokens_per_accepted", "mean_rationale_tokens",
+            "train_loss", "eval_accuracy", "eval_ci_low", "eval_ci_high", "eval_parse_rate"]
+
+
+def test_pps_two_iterations_end_to_end(tiny_llama, data_dir, tmp_path, scripted):
+    run_dir = tmp_path / "run"
+    rows = loop.run(cfg(tiny_llama), run_dir, quiet=True)
+    assert [r["iteration"] for r in rows] == [0, 1, 2]
+    for r in rows[1:]:
+        for key in REQUIRED:
+            assert key in r, key
+        assert r["accept_rate"] == 1.0 and r["train_examples"] == 10 and r["train_loss"] > 0
+    assert [json.loads(l)["iteration"] for l in (run_dir / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2]
+    samples = read_jsonl(run_dir / "iter_1" / "samples.jsonl")
+    attempts = [s for s in samples if "chunk_done" not in s]
+    assert len(attempts) == 10 and all(s["hinted"] and s["accepted"] for s in attempts)
+    train = read_jsonl(run_dir / "iter_1" / "train.jsonl")
+    assert all("correct answer is" not in t["prompt"] for t in train)
+    model_dir = run_dir / "iter_2" / "model"
+    assert (model_dir / "adapter_model.safetensors").is_file()
+    # the iterate loads with plain peft ...
+    from peft import AutoPeftModelForCausalLM
+    AutoPeftModelForCausalLM.from_pretrained(model_dir)
+    # ... and `emreason eval --model RUN_DIR` evaluates the latest iterate
+    assert main(["eval", "--model", str(run_dir), "--limit", "2", "--max-new-tokens", "4", "--quiet"]) == 0
+
+
+def test_rejection_star_direct_none_run(tiny_qwen, data_dir, tmp_path, scripted):
+    for name in ("rejection", "star", "direct", "none"):
+        rows = loop.run(cfg(tiny_qwen, sampler={"name": name, "k": 2}, iterations=1), tmp_path / name, quiet=True)
+        assert rows[0]["iteration"] == 0
+        if name == "none":
+            assert len(rows) == 1
+        else:
+            assert rows[-1]["iteration"] == 1 and rows[-1]["train_examples"] > 0
+    star = [s for s in read_jsonl(tmp_path / "star" / "iter_1" / "samples.jsonl") if "chunk_done" not in s]
+    plain_wrong = {s["question_id"] for s in star if s["stage"] == "plain" and not s["accepted"]}
+    assert {s["question_id"] for s in star if s["stage"] == "rationalize"} == plain_wrong
+    assert json.loads((tmp_path / "direct" / "iter_1" / "eval" / "metrics.json").read_text())["mode"] == "direct"
+
+
+def test_nothing_accepted_skips_the_mstep(tiny_llama, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(HFBackend, "generate", lambda self, prompts, params, progress=None:
+                        [[Generation("no idea", 2, False)] * params.n for _ in prompts])
+    rows = loop.run(cfg(tiny_llama, iterations=1), tmp_path / "r", quiet=True)
+    assert rows[1]["skipped"] is True and rows[1]["accept_rate"] == 0.0
+    assert not (tmp_path / "r" / "iter_1" / "model").exists()
+
+
+def test_interrupted_run_resumes_to_the_same_result(tiny_llama, data_dir, tmp_path, monkeypatch):
+    calls = {"n": 0}
+
+    def flaky(self, prompts, params, progress=None):
+        calls["n"] += 1
+        if calls["n"] == 4:  # die in the middle of iteration 1's E-step (after 2 of 3 chunks)
+            raise KeyboardInterrupt
+        return scripted_generate(self, prompts, params, progress)
+
+    c = cfg(tiny_llama, sampler={"name": "rejection", "k": 2}, iterations=1)
+    monkeypatch.setattr(HFBackend, "generate", scripted_generate)
+    clean = loop.run(c, tmp_path / "clean", quiet=True)
+    monkeypatch.setattr(HFBackend, "generate", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run(c, tmp_path / "resumed", quiet=True)
+    assert not (tmp_path / "resumed" / ".lock").exists()
+    with pytest.raises(EmreasonError, match="--resume"):
+        loop.run(c, tmp_path / "resumed", quiet=True)
+    resumed = loop.run(c, tmp_path / "resumed", resume=True, quiet=True)
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("seconds") and k != "train_tokens_per_second"
+                           and k != "eval_tokens_per_second"} for r in rows]
+    assert strip(resumed) == strip(clean)
+    a = [s for s in read_jsonl(tmp_path / "clean" / "iter_1" / "samples.jsonl") if "chunk_done" not in s]
+    b = [s for s in read_jsonl(tmp_path / "resumed" / "iter_1" / "samples.jsonl") if "chunk_done" not in s]
+    assert sorted(map(json.dumps, a)) == sorted(map(json.dumps, b))
+
+
+def test_resume_refuses_a_different_config(tiny_llama, data_dir, tmp_path, scripted):
+    loop.run(cfg(tiny_llama, iterations=1, sampler={"name": "none"}), tmp_path / "r", quiet=True)
+    with pytest.raises(EmreasonError, match="different config"):
+        loop.run(cfg(tiny_llama, iterations=1, sampler={"name": "pps"}), tmp_path / "r", resume=True, quiet=True)
+
+
+def test_lock_live_and_stale(tmp_path):
+    (tmp_path / "r").mkdir()
+    import socket
+    (tmp_path / "r" / ".lock").write_text(f"{socket.gethostname()} {os.getpid()}")
+    with pytest.raises(EmreasonError, match="in use"):
+        with loop.RunLock(tmp_path / "r"):
+            pass
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "r" / ".lock").write_text(f"{socket.gethostname()} {dead.stdout.strip()}")
+    with loop.RunLock(tmp_path / "r"):
+        assert (tmp_path / "r" / ".lock").read_text().endswith(str(os.getpid()))
+
+
+@pytest.mark.parametrize("raw,fragment", [
+    ({"sampler": {"name": "beam"}}, "sampler.name"),
+    ({"sampler": {"k": 0}}, "sampler.k"),
+    ({"generation": {"temperature": -1}}, "generation.temperature"),
+    ({"data": {"eval_split": "train"}}, "eval_split equals train_split"),
+    ({"dataa": {}}, "dataa: unknown key"),
+    ({"train": {"epochs": "many"}}, "train.epochs"),
+    ({"name": "../escape"}, "name"),
+    ({"sampler": {"name": "rejection", "k": 4}, "generation": {"temperature": 0}}, "greedy"),
+])
+def test_invalid_configs_fail_before_any_model_loads(tmp_path, raw, fragment):
+    import yaml
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(EmreasonError, match=re.escape(fragment)):
+        loop.load_run_config(str(p))
+
+
+def test_cli_set_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("sampler: {name: star}\n")
+    c = loop.load_run_config(str(p), ["sampler.hinted=3", "data.train_size=null"])
+    assert c.sampler.hinted == 3 and c.data.train_size is None and c.name == "c"
