@@ -19,6 +19,8 @@ round), so a resumed run draws exactly what an uninterrupted one would.
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import os
 import platform
 import shutil
@@ -278,6 +280,11 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
     out = run_dir / f"iter_{k}" / "eval"
     if (out / "metrics.json").is_file():
         return read_json(out / "metrics.json")
+    shared = _shared_base_eval(cfg, eval_set) if k == 0 else None
+    if shared is not None and (shared / "metrics.json").is_file():
+        shutil.copytree(shared, out, dirs_exist_ok=True)
+        _log(f"iteration 0: reusing the base model's evaluation from {shared} (same model, prompts, questions)")
+        return read_json(out / "metrics.json")
     backend = models.get(k)
     backend.batch_size = cfg.eval.batch_size
     with tqdm(total=len(eval_set), unit="q", desc=f"iter {k} eval {cfg.eval.mode}", file=sys.stderr,
@@ -286,10 +293,27 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
                           cfg.eval.temperature, seed=cfg.data.seed, progress=bar)
     write_jsonl(out / "predictions.jsonl", result.records)
     write_json(out / "metrics.json", result.metrics)
+    if shared is not None:
+        shutil.copytree(out, shared, dirs_exist_ok=True)
     m = result.metrics
     _log(f"iteration {k}: accuracy {m['accuracy']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] "
          f"parse rate {m['parse_rate']:.2f}, predicted {m['pred_distribution']}")
     return m
+
+
+def _shared_base_eval(cfg: RunConfig, eval_set) -> Path | None:
+    """Where the untrained model's evaluation is kept for every run that shares it: a bundled
+    alias (content fixed by sha256), the same questions, prompts and greedy decoding give the same
+    predictions, so each sampler of a comparison need not evaluate the base model again."""
+    from .models import ALIASES, cache_dir
+
+    if cfg.model.name not in ALIASES or cfg.eval.temperature != 0:
+        return None
+    key = {"model": cfg.model.name, "sha256": ALIASES[cfg.model.name].sha256, "dtype": cfg.model.dtype,
+           "eval": cfg.eval.model_dump(), "prompts": cfg.prompts.model_dump(),
+           "dataset": cfg.data.dataset, "split": cfg.data.eval_split, "ids": [e.id for e in eval_set]}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return cache_dir() / "base_evals" / digest
 
 
 def _write_metrics(cfg: RunConfig, run_dir: Path, iterations: int) -> list[dict]:
