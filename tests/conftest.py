@@ -70,5 +70,7 @@ def data_dir() -> Path:
 
     root = resolve_data_dir()
     if root is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs the benchmark data beside the checkout (../shared/data) or EMREASON_DATA_DIR")
         pytest.skip("the shared benchmark data (../shared/data) is not beside this checkout")
     return root
