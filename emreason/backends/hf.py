@@ -69,9 +69,11 @@ class HFBackend:
             enc = self._encode([prompts[i] for i in idx])
             prompt_len = enc["input_ids"].shape[1]
             torch.manual_seed(params.seed * 1_000_003 + b)
+            # A static KV cache writes in place instead of concatenating every step (measured:
+            # +13% tokens/s for SmolLM2-135M at batch 16-32 on 2 CPU cores; see BENCHMARKS.md).
             kwargs = dict(do_sample=params.temperature > 0, max_new_tokens=params.max_new_tokens,
                           num_return_sequences=params.n, pad_token_id=self.tok.pad_token_id,
-                          eos_token_id=self.eos_ids)
+                          eos_token_id=self.eos_ids, cache_implementation="static")
             if params.temperature > 0:
                 kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
             else:
