@@ -1,0 +1,308 @@
+"""Tables, plots, paired tests and one self-contained HTML report from run directories.
+
+`emreason report RUN... --out DIR` reads only what runs wrote (run.json, metrics.jsonl, the
+per-iteration predictions and sample logs), so a report can be regenerated from committed results
+at any time. The table follows the reference paper: rows dataset x model, columns base zero-shot
+CoT, direct fine-tuning, rejection, STaR, PPS, each the final iterate's accuracy with its 95%
+interval. Paired comparisons use McNemar's exact test on the questions both runs answered.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import gzip
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import EmreasonError
+from .evaluate import mcnemar
+from .store import atomic_write_text, read_json
+
+COLUMNS = ["none", "direct", "rejection", "star", "pps"]
+TITLES = {"none": "base (zero-shot CoT)", "direct": "direct FT", "rejection": "rejection", "star": "STaR", "pps": "PPS"}
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict
+    metrics: list[dict]
+    name: str = field(init=False)
+
+    def __post_init__(self):
+        self.name = self.path.name
+
+    @property
+    def sampler(self) -> str:
+        return self.config["sampler"]["name"]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.config["data"]["dataset"], self.config["model"]["name"]
+
+    @property
+    def label(self) -> str:
+        s = self.config["sampler"]
+        return f"rejection (k={s['k']})" if s["name"] == "rejection" else TITLES.get(s["name"], s["name"])
+
+    def predictions(self, iteration: int) -> dict[str, bool]:
+        rows = _read_rows(self.path / f"iter_{iteration}" / "eval" / "predictions.jsonl")
+        return {r["id"]: bool(r["correct"]) for r in rows}
+
+    def samples(self, iteration: int) -> list[dict]:
+        return [r for r in _read_rows(self.path / f"iter_{iteration}" / "samples.jsonl") if "chunk_done" not in r]
+
+    @property
+    def final(self) -> dict:
+        return self.metrics[-1]
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """JSONL, or its gzip-compressed copy (results/ commits compressed logs)."""
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+    elif path.with_suffix(path.suffix + ".gz").is_file():
+        text = gzip.decompress(path.with_suffix(path.suffix + ".gz").read_bytes()).decode("utf-8")
+    else:
+        return []
+    return [json.loads(l) for l in text.splitlines() if l.strip()]
+
+
+def find_runs(paths: list[str]) -> list[Run]:
+    runs = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise EmreasonError(f"{p} not found: pass run directories or folders that hold them")
+        candidates = [p] if (p / "run.json").is_file() else sorted(x.parent for x in p.glob("*/run.json"))
+        candidates += [] if candidates else sorted(x.parent for x in p.glob("*/*/run.json"))
+        for c in candidates:
+            metrics = _read_rows(c / "metrics.jsonl")
+            if metrics:
+                runs.append(Run(c, read_json(c / "run.json")["config"], metrics))
+    if not runs:
+        raise EmreasonError(f"no finished run (run.json with metrics.jsonl) under {', '.join(paths)}")
+    return runs
+
+
+def _fmt(acc: float, lo: float, hi: float) -> str:
+    return f"{acc:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def table(runs: list[Run]) -> list[dict]:
+    """One row per (dataset, model): each column's final-iteration accuracy with its interval."""
+    rows: dict[tuple, dict] = {}
+    for run in runs:
+        row = rows.setdefault(run.key, {"dataset": run.key[0], "model": run.key[1]})
+        base = run.metrics[0] if run.metrics[0]["iteration"] == 0 else None
+        if base is not None and "none" not in row:
+            row["none"] = (base["eval_accuracy"], base["eval_ci_low"], base["eval_ci_high"], base["eval_n"], 0)
+        if run.sampler != "none":
+            f = run.final
+            row[run.sampler] = (f["eval_accuracy"], f["eval_ci_low"], f["eval_ci_high"], f["eval_n"], f["iteration"])
+    return list(rows.values())
+
+
+def paired_tests(runs: list[Run]) -> list[dict]:
+    """McNemar's exact test between every two columns of a (dataset, model) row, final iterates,
+    on the questions both evaluated; the base is iteration 0."""
+    out = []
+    groups: dict[tuple, dict[str, tuple[Run, int]]] = {}
+    for run in runs:
+        g = groups.setdefault(run.key, {})
+        if run.metrics[0]["iteration"] == 0:
+            g.setdefault("none", (run, 0))
+        if run.sampler != "none":
+            g[run.sampler] = (run, run.final["iteration"])
+    for key, g in groups.items():
+        names = [c for c in COLUMNS if c in g]
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                pa, pb = g[a][0].predictions(g[a][1]), g[b][0].predictions(g[b][1])
+                common = sorted(pa.keys() & pb.keys())
+                if not common:
+                    continue
+                t = mcnemar([pa[q] for q in common], [pb[q] for q in common])
+                out.append({"dataset": key[0], "model": key[1], "a": a, "b": b, **t})
+    return out
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def plots(runs: list[Run]) -> dict[str, bytes]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs: dict[str, bytes] = {}
+    trained = [r for r in runs if r.sampler not in ("none",)]
+
+    def line_plot(name, ykey, ylabel, xkey="iteration"):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for r in trained:
+            pts = [(m.get(xkey), m.get(ykey)) for m in r.metrics if m.get(ykey) is not None and m.get(xkey) is not None]
+            if pts:
+                xs, ys = zip(*pts)
+                label = f"{r.name}: {r.label}"
+                if ykey == "eval_accuracy":  # with the 95% interval
+                    ms = [m for m in r.metrics if m.get(xkey) is not None]
+                    err = [[m["eval_accuracy"] - m["eval_ci_low"] for m in ms], [m["eval_ci_high"] - m["eval_accuracy"] for m in ms]]
+                    ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
+                else:
+                    ax.plot(xs, ys, marker="o", label=label)
+        if xkey == "iteration":
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(xkey.replace("_", " "))
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        figs[name] = _png(fig)
+        plt.close(fig)
+
+    line_plot("accuracy_vs_iteration.png", "eval_accuracy", "test accuracy")
+    line_plot("accept_rate_vs_iteration.png", "accept_rate", "questions with an accepted sample")
+    for r in trained:  # cumulative E-step cost
+        total = 0
+        for m in r.metrics:
+            total += m.get("sampled_tokens") or 0
+            m["cumulative_sampled_tokens"] = total
+    line_plot("accuracy_vs_sampled_tokens.png", "eval_accuracy", "test accuracy", xkey="cumulative_sampled_tokens")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in trained:
+        lengths = [s["tokens"] for m in r.metrics if m["iteration"] > 0 for s in r.samples(m["iteration"]) if s["accepted"]]
+        if lengths:
+            ax.hist(lengths, bins=30, alpha=0.5, label=f"{r.name}: {r.label} (n={len(lengths)})")
+    ax.set_xlabel("accepted rationale length (tokens)")
+    ax.set_ylabel("samples")
+    ax.legend(fontsize=7)
+    figs["rationale_length.png"] = _png(fig)
+    plt.close(fig)
+    return figs
+
+
+def markdown(rows: list[dict], tests: list[dict], runs: list[Run]) -> str:
+    cols = [c for c in COLUMNS if any(c in r for r in rows)]
+    lines = ["| dataset | model | " + " | ".join(TITLES[c] for c in cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for r in rows:
+        cells = [(_fmt(*r[c][:3]) + f" (n={r[c][3]}, it {r[c][4]})") if c in r else "–" for c in cols]
+        lines.append(f"| {r['dataset']} | {r['model']} | " + " | ".join(cells) + " |")
+    lines += ["", "Paired comparisons (McNemar's exact test; diff = b − a with a 95% interval):", "",
+              "| dataset | model | a | b | only a right | only b right | diff [95% CI] | p |", "|---|---|---|---|---|---|---|---|"]
+    for t in tests:
+        lines.append(f"| {t['dataset']} | {t['model']} | {t['a']} | {t['b']} | {t['only_a']} | {t['only_b']} | "
+                     f"{t['diff']:+.3f} [{t['diff_ci_low']:+.3f}, {t['diff_ci_high']:+.3f}] | {t['p_value']:.3g} |")
+    lines += ["", "Per iteration:", "", "| run | iter | accept rate | tokens / accepted | rationale tokens | train loss | accuracy [95% CI] | parse rate |",
+              "|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        for m in run.metrics:
+            tpa, mrt, loss = m.get("tokens_per_accepted"), m.get("mean_rationale_tokens"), m.get("train_loss")
+            acc_rate = m.get("accept_rate")
+            lines.append(f"| {run.name} | {m['iteration']} | {'–' if acc_rate is None else f'{acc_rate:.3f}'} | "
+                         f"{'–' if tpa is None else f'{tpa:.1f}'} | {'–' if mrt is None else f'{mrt:.1f}'} | "
+                         f"{'–' if loss is None else f'{loss:.3f}'} | {_fmt(m['eval_accuracy'], m['eval_ci_low'], m['eval_ci_high'])} | "
+                         f"{m['eval_parse_rate']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _questions(run: Run) -> dict[str, dict]:
+    """Question texts for the sample browser (from the local data, when it is there)."""
+    from . import data
+
+    d = run.config["data"]
+    try:
+        return {e.id: {"q": e.question, "choices": dict(e.choices)} for e in
+                data.load(d["dataset"], d["train_split"], d.get("data_dir"), d.get("train_size"), d["seed"])}
+    except EmreasonError:
+        return {}
+
+
+def html_report(md: str, figs: dict[str, bytes], runs: list[Run], max_questions: int = 60) -> str:
+    browser = []
+    for run in runs:
+        if run.sampler in ("none", "direct"):
+            continue
+        qs = _questions(run)
+        for m in run.metrics:
+            if m["iteration"] == 0:
+                continue
+            by_q: dict[str, list] = {}
+            for s in run.samples(m["iteration"]):
+                by_q.setdefault(s["question_id"], []).append(s)
+            for qid in list(by_q)[:max_questions]:
+                q = qs.get(qid, {})
+                browser.append({"run": run.name, "iter": m["iteration"], "id": qid, "q": q.get("q", ""),
+                                "choices": [f"{chr(65 + i)}) {q.get('choices', {}).get(l, l)}" for i, l in enumerate(by_q[qid][0]["choices"])],
+                                "samples": [{k: s[k] for k in ("stage", "hinted", "accepted", "reject", "pred", "gold", "tokens", "text")}
+                                            for s in by_q[qid]]})
+    imgs = "".join(f'<figure><img alt="{n}" src="data:image/png;base64,{base64.b64encode(b).decode()}"><figcaption>{n}</figcaption></figure>'
+                   for n, b in figs.items())
+    data_json = json.dumps(browser).replace("</", "<\\/")
+    md_json = json.dumps(md).replace("</", "<\\/")
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>emreason report</title>
+<style>body{{font:14px system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px}}figure{{display:inline-block;margin:.5em}}img{{max-width:560px}}
+.s{{border-left:4px solid #bbb;margin:.4em 0;padding:.3em .6em;white-space:pre-wrap;font:12px monospace}}.ok{{border-color:#2a2}}.no{{border-color:#c33}}
+.h{{background:#fff8e0}}select,input{{margin-right:1em}}</style></head><body>
+<h1>emreason report</h1><div id="md"></div><h2>Plots</h2>{imgs}
+<h2>Sample browser</h2><p>Every E-step attempt for the first {max_questions} questions of each iteration: green accepted, red rejected
+(reason shown), yellow background hinted.</p>
+<label>run <select id="run"></select></label><label>filter <select id="f"><option value="all">all</option><option value="acc">accepted</option>
+<option value="rej">rejected</option><option value="hint">hinted</option></select></label><label>search <input id="q"></label>
+<div id="out"></div>
+<script>
+const MD={md_json};const D={data_json};
+function mdTable(t){{return t.split("\\n").map(l=>l.startsWith("|")?l:(l.trim()?"<p>"+l+"</p>":"")).join("\\n")
+ .replace(/((?:^\\|.*\\|$\\n?)+)/gm,b=>{{const r=b.trim().split("\\n").filter(x=>!/^\\|[-|]+\\|$/.test(x));
+ return "<table>"+r.map((x,i)=>"<tr>"+x.slice(1,-1).split("|").map(c=>i?"<td>"+c+"</td>":"<th>"+c+"</th>").join("")+"</tr>").join("")+"</table>"}});}}
+document.getElementById("md").innerHTML=mdTable(MD);
+const runs=[...new Set(D.map(d=>d.run+" · iter "+d.iter))];const sel=document.getElementById("run");
+runs.forEach(r=>{{const o=document.createElement("option");o.textContent=r;sel.appendChild(o)}});
+function esc(s){{return String(s).replace(/[&<>]/g,c=>({{"&":"&amp;","<":"&lt;",">":"&gt;"}}[c]))}}
+function show(){{const f=document.getElementById("f").value,q=document.getElementById("q").value.toLowerCase();let h="";
+ for(const d of D){{if(d.run+" · iter "+d.iter!==sel.value)continue;
+  const ss=d.samples.filter(s=>f==="all"||(f==="acc"&&s.accepted)||(f==="rej"&&!s.accepted)||(f==="hint"&&s.hinted));
+  if(!ss.length||(q&&!(d.q+JSON.stringify(ss)).toLowerCase().includes(q)))continue;
+  h+="<h3>"+esc(d.id)+"</h3><p>"+esc(d.q)+"<br>"+d.choices.map(esc).join("<br>")+"</p>";
+  for(const s of ss)h+="<div class='s "+(s.accepted?"ok":"no")+(s.hinted?" h":"")+"'><b>"+esc(s.stage)+" · pred "+esc(s.pred)+" · gold "+esc(s.gold)+
+   " · "+s.tokens+" tokens"+(s.accepted?" · accepted":" · rejected: "+esc(s.reject))+"</b>\\n"+esc(s.text)+"</div>";}}
+ document.getElementById("out").innerHTML=h||"<p>no samples</p>";}}
+["run","f","q"].forEach(i=>document.getElementById(i).addEventListener("input",show));show();
+</script></body></html>"""
+
+
+def report(paths: list[str], out: Path) -> dict:
+    runs = find_runs(paths)
+    rows = table(runs)
+    tests = paired_tests(runs)
+    figs = plots(runs)
+    md = markdown(rows, tests, runs)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "table.md", md)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["dataset", "model"] + [f"{c}_{x}" for c in COLUMNS for x in ("accuracy", "ci_low", "ci_high", "n", "iteration")])
+    for r in rows:
+        w.writerow([r["dataset"], r["model"]] + [v for c in COLUMNS for v in (r[c] if c in r else ("",) * 5)])
+    atomic_write_text(out / "table.csv", buf.getvalue())
+    atomic_write_text(out / "paired_tests.json", json.dumps(tests, indent=2) + "\n")
+    for name, png in figs.items():
+        (out / name).write_bytes(png)
+    atomic_write_text(out / "report.html", html_report(md, figs, runs))
+    return {"runs": len(runs), "rows": rows, "tests": tests, "markdown": md}
+
+
+def report_from_cli(args) -> int:
+    result = report(args.runs, Path(args.out))
+    print(result["markdown"])
+    print(f"wrote {args.out}/table.md, table.csv, paired_tests.json, *.png, report.html ({result['runs']} runs)")
+    return 0
