@@ -7,11 +7,28 @@ appended one line at a time; a torn last line from a killed process is dropped o
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
+
+from .errors import EmreasonError
+
+
+@contextmanager
+def disk_errors(path):
+    """A full disk (or a read-only one) becomes a clear error; the run stays resumable, because
+    what was being written is either complete or absent."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise EmreasonError(f"could not write {path}: {os.strerror(e.errno)}. Free some space, then "
+                                "continue with --resume: nothing already written was lost") from None
+        raise
 
 
 _UMASK = os.umask(0)
@@ -20,18 +37,19 @@ os.umask(_UMASK)
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run's files are ordinary files
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with disk_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run's files are ordinary files
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
@@ -51,10 +69,11 @@ def append_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    with disk_errors(path):
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def read_jsonl(path: str | os.PathLike, repair: bool = False) -> list[dict]:

@@ -19,6 +19,7 @@ from transformers import Trainer, TrainingArguments
 
 from .config import ModelConfig, TrainConfig
 from .models import load
+from .store import disk_errors
 
 
 def tokenize(rows: list[dict], tok, max_length: int) -> tuple[list[dict], int]:
@@ -97,7 +98,9 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
     """Fine-tune on `rows`, save the iterate to `out_dir/model` (atomically), and return
     (model ready for generation, tokenizer, stats)."""
     from datasets import Dataset
+    from transformers import set_seed
 
+    set_seed(seed)  # the adapter's initialisation too: a resumed run must train exactly the same
     model, tok = load_for_training(model_cfg, cfg, device, init_from)
     examples, dropped = tokenize(rows, tok, cfg.max_length)
     stats = {"train_examples": len(examples), "train_dropped_too_long": dropped}
@@ -136,8 +139,13 @@ def save_iterate(model, tok, dest: Path) -> None:
     """save_pretrained into a temporary folder, then rename: a crash leaves no half-written iterate."""
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
+    try:
+        with disk_errors(dest):
+            model.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(tmp, dest)

@@ -68,3 +68,23 @@ def test_loglik_matches_a_direct_computation(backend):
     assert math.isclose(score, expected, rel_tol=1e-4, abs_tol=1e-4)
     batched = backend.loglik([(ctx, cont), ("Other context that is longer:", " x")])
     assert math.isclose(batched[0], score, rel_tol=1e-4, abs_tol=1e-4)
+
+
+def test_out_of_memory_halves_the_batch(backend, monkeypatch):
+    real = backend.model.generate
+    sizes = []
+
+    def tight(**kw):
+        rows = kw["input_ids"].shape[0] * kw["num_return_sequences"]
+        sizes.append(rows)
+        if rows > 2:
+            raise torch.OutOfMemoryError("simulated")
+        return real(**kw)
+
+    monkeypatch.setattr(backend.model, "generate", tight)
+    prompts = [backend.chat(f"q{i}") for i in range(5)]
+    out = backend.generate(prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=4))
+    monkeypatch.setattr(backend.model, "generate", real)
+    assert len(out) == 5 and all(len(g) == 1 for g in out)
+    assert max(s for s in sizes if s <= 2) <= 2 and sizes[0] == 4
+    assert [g[0].text for g in out] == [g[0].text for g in backend.generate(prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=4))]
