@@ -174,11 +174,19 @@ def dequantize(gguf: Path, out_dir: Path) -> Path:
 
     if (out_dir / "config.json").is_file() and (out_dir / "model.safetensors").is_file():
         return out_dir
+    with open(gguf, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise EmreasonError(f"{gguf}: not a GGUF file (wrong magic bytes): pass a .gguf model file")
     _log(f"dequantizing {gguf.name} once (20-80 s); the result is cached at {out_dir}")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".dequant-", dir=out_dir.parent))
     try:
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        try:
+            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        except Exception as e:  # truncated or corrupt files fail deep inside gguf/transformers
+            raise EmreasonError(f"{gguf}: could not read the GGUF model ({type(e).__name__}: {str(e)[:160]}); "
+                                "the file may be truncated or corrupt: fetch it again") from None
         # transformers 5.x refuses to save a GGUF-loaded model until its quantizer is dropped.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):

@@ -41,6 +41,10 @@ def test_eval_modes(tiny_qwen, data_dir, tmp_path, mode):
     (["eval", "--split", "bogus"], "no split 'bogus'"),
     (["eval", "--data-dir", "/does/not/exist"], "is not a directory"),
     (["models", "fetch"], "needs a model alias"),
+    (["run", "no/such/config.yaml"], "not found"),
+    (["run", "configs/quickstart.yaml", "--set", "iterations"], "KEY=VALUE"),
+    (["run", "configs/quickstart.yaml", "--set", "sampler.k=0"], "sampler.k"),
+    (["report", "no/such/run", "--out", "/tmp/x"], "not found"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, fragment, capsys):
     assert main(argv) == 2

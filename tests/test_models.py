@@ -47,3 +47,28 @@ def test_tampered_model_file_is_rejected_and_not_cached(tmp_path, monkeypatch):
 def test_local_model_loads_left_padded(tiny_llama):
     model, tok = models.load(str(tiny_llama))
     assert tok.padding_side == "left" and tok.pad_token is not None and not model.training
+
+
+@pytest.mark.parametrize("content", [b"", b"not a gguf at all", b"GGUF\x03\x00\x00\x00" + b"\x00" * 20])
+def test_bad_gguf_files_are_clear_errors(tmp_path, monkeypatch, content):
+    monkeypatch.setenv("EMREASON_CACHE", str(tmp_path / "cache"))
+    p = tmp_path / "m.gguf"
+    p.write_bytes(content)
+    with pytest.raises(EmreasonError, match="GGUF"):
+        models.resolve(str(p))
+    assert not any((tmp_path / "cache").rglob("*.safetensors"))
+
+
+def test_directory_resolution_of_runs(tmp_path):
+    run = tmp_path / "run"
+    (run / "iter_1" / "model").mkdir(parents=True)
+    (run / "iter_3" / "model").mkdir(parents=True)
+    (run / "iter_3" / "model" / "adapter_config.json").write_text("{}")
+    (run / "iter_3" / "model" / "adapter_model.safetensors").write_bytes(b"x")
+    assert models.run_iterate(run) == run / "iter_3" / "model"
+    assert models.run_iterate(run / "iter_1") == run / "iter_1" / "model"
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    (empty / "run.json").write_text("{}")
+    with pytest.raises(EmreasonError, match="no trained iterate"):
+        models.resolve(str(empty))
