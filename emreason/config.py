@@ -52,6 +52,9 @@ class DataConfig(_Section):
     """Held-out split for evaluation after each iteration. Must differ from train_split."""
     eval_size: int | None = Field(200, ge=1)
     """Number of evaluation questions (the first N, the same for every run); None for all."""
+    eval_subset_seed: int | None = None
+    """Draw the eval_size questions at random with this seed instead of taking the first N (MMLU's
+    test files are sorted by subject, so its first N are one or two subjects)."""
     seed: int = 0
     """Seed for the training subset, choice shuffling and sampling."""
     shuffle_choices: bool = False

@@ -189,7 +189,8 @@ def run(cfg: RunConfig, run_dir: Path, resume: bool = False, overwrite: bool = F
     import torch
 
     train_set = data.load(cfg.data.dataset, cfg.data.train_split, cfg.data.data_dir, cfg.data.train_size, cfg.data.seed)
-    eval_set = data.load(cfg.data.dataset, cfg.data.eval_split, cfg.data.data_dir, cfg.data.eval_size)
+    eval_set = data.load(cfg.data.dataset, cfg.data.eval_split, cfg.data.data_dir, cfg.data.eval_size,
+                         cfg.data.eval_subset_seed)
     overlap = {e.id for e in train_set} & {e.id for e in eval_set}
     if overlap:
         raise EmreasonError(f"{len(overlap)} question(s) are in both the train and eval splits: choose disjoint splits")
@@ -364,6 +365,19 @@ def load_run_config(path: str, sets: list[str] = ()) -> RunConfig:
 
 
 def run_from_cli(args) -> int:
+    raw = apply_overrides(read_yaml(args.config), list(args.set))
+    if "grid" in raw:
+        from .grid import run_grid
+
+        out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+        if args.overwrite:
+            raise EmreasonError("--overwrite is not for grids: delete a cell's directory to redo it")
+        for name, status in run_grid(raw, out, args.config, args.quiet, args.only):
+            print(f"{name}: {status}")
+        print(f"grid: {out}  (emreason report {out} --out REPORT_DIR)")
+        return 0
+    if args.only:
+        raise EmreasonError("--only selects grid cells: the config has no grid")
     cfg = load_run_config(args.config, args.set)
     run_dir = Path(args.out) if args.out else Path("runs") / cfg.name
     start = time.perf_counter()
