@@ -1,4 +1,4 @@
-"""The `emreason` command: eval, run, report, models, data.
+"""The `emreason` command: eval, run, report, export, models, data.
 
 Every user-fixable problem is an `EmreasonError`, printed as one line (`error: ...`) with exit
 status 2 and no traceback; argparse's own usage errors exit 2 as well.
@@ -129,6 +129,12 @@ def cmd_report(args) -> int:
     return report_from_cli(args)
 
 
+def cmd_export(args) -> int:
+    from .export import export_from_cli
+
+    return export_from_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emreason", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -169,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("runs", nargs="+", help="run directories (or folders of them)")
     rep.add_argument("--out", required=True, help="folder for the report")
     rep.set_defaults(func=cmd_report)
+
+    x = sub.add_parser("export", help="a run's iterate as an adapter or merged model, with a model card")
+    x.add_argument("run", help="run directory")
+    x.add_argument("--out", required=True)
+    x.add_argument("--iteration", type=int, default=None, help="default: the latest")
+    x.add_argument("--merge", action="store_true", help="merge LoRA into the base weights")
+    x.set_defaults(func=cmd_export)
 
     m = sub.add_parser("models", help="list, fetch or locate the bundled model aliases")
     m.add_argument("action", choices=["list", "fetch", "path"])

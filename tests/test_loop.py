@@ -174,3 +174,17 @@ def test_cli_set_overrides(tmp_path):
     p.write_text("sampler: {name: star}\n")
     c = loop.load_run_config(str(p), ["sampler.hinted=3", "data.train_size=null"])
     assert c.sampler.hinted == 3 and c.data.train_size is None and c.name == "c"
+
+
+def test_export_adapter_and_merged(tiny_llama, data_dir, tmp_path, scripted):
+    run_dir = tmp_path / "run"
+    loop.run(cfg(tiny_llama, iterations=1), run_dir, quiet=True)
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "adapter")]) == 0
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "merged"), "--merge"]) == 0
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoModelForCausalLM
+    AutoPeftModelForCausalLM.from_pretrained(tmp_path / "adapter")
+    AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    card = (tmp_path / "merged" / "README.md").read_text()
+    assert "pps" in card and "| 1 |" in card and "merged model" in card
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "merged")]) == 2  # never overwrites
