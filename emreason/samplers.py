@@ -74,7 +74,10 @@ def reject_reason(text: str, ex: Example, hinted: bool, cfg: FilterConfig) -> st
 def target_text(text: str, ex: Example) -> str:
     """The M-step target: the sampled rationale, then the correct answer in the fixed form."""
     rationale = split_rationale(text, ex)
-    return (rationale + "\n" if rationale else "") + P.answer_line(ex.answer_letter)
+    # Keep the sample's own leading white space: it follows the prompt (and any cot_prefix) exactly
+    # as it was sampled, so the first trained token is the first sampled one.
+    lead = text[: len(text) - len(text.lstrip())] if rationale else ""
+    return (lead + rationale + "\n" if rationale else "") + P.answer_line(ex.answer_letter)
 
 
 def sample_chunk(backend, examples: list[Example], sampler: SamplerConfig, gen: GenerationConfig,

@@ -136,6 +136,8 @@ def test_split_rationale_and_target():
     ex = _ex(0)
     assert split_rationale("Light matters. Plants grow. So the answer is (B).", ex) == "Light matters. Plants grow."
     assert target_text("Light matters.\nThe answer is (B)", ex) == "Light matters.\nThe answer is (B)."
+    assert target_text("\n\nLight matters. So the answer is (B) I think", ex) == "\n\nLight matters.\nThe answer is (B)."
+    assert target_text("  (B)", ex) == "The answer is (B)."
 
 
 def test_summary_counts():
