@@ -24,6 +24,7 @@ from pathlib import Path
 from .errors import EmreasonError
 
 LETTERS = "ABCDEFGHIJ"
+MAX_FIELD_CHARS = 20_000  # far beyond any benchmark question; longer text cannot fit a prompt anyway
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,9 @@ def _example(id_: str, question, choices: list[tuple[str, str]], answer, source:
     """Build an Example, validating it; `where` (file:line) goes into every error message."""
     if not isinstance(question, str) or not question.strip():
         raise EmreasonError(f"{where}: empty or missing question: every row needs question text")
+    if len(question) > MAX_FIELD_CHARS or any(isinstance(t, str) and len(t) > MAX_FIELD_CHARS for _, t in choices):
+        raise EmreasonError(f"{where}: a field is over {MAX_FIELD_CHARS} characters: is this the right file "
+                            "(or a column shifted by a stray delimiter)?")
     if len(choices) < 2:
         raise EmreasonError(f"{where}: {len(choices)} choice(s): a multiple-choice row needs at least two")
     if len(choices) > len(LETTERS):

@@ -56,3 +56,16 @@ def test_bad_flag_value_in_a_real_process():
     proc = subprocess.run([sys.executable, "-m", "emreason.cli", "eval", "--limit", "0"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "must be at least 1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_bad_data_file_changes_nothing_on_disk(tmp_path, tiny_llama):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "Q?", "choices": ["a", "b"], "answer": "Z"}\n')
+    out = tmp_path / "ev"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    proc = subprocess.run([sys.executable, "-m", "emreason.cli", "eval", "--model", str(tiny_llama), "--dataset",
+                           str(bad), "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 2 and f"{bad}:1" in proc.stderr and "not among the labels" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]

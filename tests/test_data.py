@@ -95,6 +95,9 @@ GOOD = {"id": "1", "question": "Q?", "choices": ["x", "y"], "answer": "B"}
     ({**GOOD, "question": ""}, "empty or missing question"),
     ({**GOOD, "choices": None}, "no 'choices' field"),
     ({**GOOD, "choices": ["x", ""]}, "has no text"),
+    ({**GOOD, "question": "why? " * 10_000}, "over 20000 characters"),
+    ({**GOOD, "choices": ["x", "y" * 50_000]}, "over 20000 characters"),
+    ({**GOOD, "choices": [1, 2]}, "'choices' must be"),
 ])
 def test_malformed_jsonl_rows_name_file_and_line(tmp_path, row, fragment):
     p = _write(tmp_path, "bad.jsonl", json.dumps(GOOD) + "\n" + json.dumps(row) + "\n")
