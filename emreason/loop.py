@@ -281,6 +281,10 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
     out = run_dir / f"iter_{k}" / "eval"
     if (out / "metrics.json").is_file():
         return read_json(out / "metrics.json")
+    previous = run_dir / f"iter_{k - 1}" / "eval"
+    if k > 0 and not (run_dir / f"iter_{k}" / "model").is_dir() and (previous / "metrics.json").is_file():
+        shutil.copytree(previous, out, dirs_exist_ok=True)  # M-step skipped: the same model as before
+        return read_json(out / "metrics.json")
     shared = _shared_base_eval(cfg, eval_set) if k == 0 else None
     if shared is not None and (shared / "metrics.json").is_file():
         shutil.copytree(shared, out, dirs_exist_ok=True)

@@ -103,6 +103,7 @@ def test_nothing_accepted_skips_the_mstep(tiny_llama, data_dir, tmp_path, monkey
     rows = loop.run(cfg(tiny_llama, iterations=1), tmp_path / "r", quiet=True)
     assert rows[1]["skipped"] is True and rows[1]["accept_rate"] == 0.0
     assert not (tmp_path / "r" / "iter_1" / "model").exists()
+    assert rows[1]["eval_accuracy"] == rows[0]["eval_accuracy"]  # the same model: its evaluation is reused
 
 
 def test_interrupted_run_resumes_to_the_same_result(tiny_llama, data_dir, tmp_path, monkeypatch):
