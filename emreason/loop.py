@@ -214,6 +214,7 @@ def run(cfg: RunConfig, run_dir: Path, resume: bool = False, overwrite: bool = F
             _mstep(cfg, it_dir, k, models, train_set, records, device, quiet)
             write_json(run_dir / "state.json", {"iteration": k, "phase": "eval"})
             _eval_phase(cfg, run_dir, k, models, eval_set, quiet)
+            _write_metrics(cfg, run_dir, k)  # progress is readable (and reportable) while a run goes on
         write_json(run_dir / "state.json", {"iteration": iterations, "phase": "done"})
         models.drop()
         return _write_metrics(cfg, run_dir, iterations)
