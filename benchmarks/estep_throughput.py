@@ -16,7 +16,6 @@ import torch
 
 from emreason import data
 from emreason import prompts as P
-from emreason.backends import SamplingParams
 from emreason.backends.hf import HFBackend
 from emreason.config import GenerationConfig, PromptConfig, SamplerConfig
 from emreason.models import load

@@ -1,5 +1,4 @@
 import json
-import os
 import random
 
 import pytest
@@ -120,7 +119,7 @@ def test_malformed_files(tmp_path, content, fragment):
 
 
 def test_user_files_jsonl_and_csv(tmp_path):
-    p = _write(tmp_path, "mine_train.jsonl",
+    _write(tmp_path, "mine_train.jsonl",
                json.dumps({"question": "2+2?", "choices": {"A": "3", "B": "4"}, "answer": "B"}) + "\n" +
                json.dumps({"question": "Sky?", "choices": ["blue", "green", "red"], "answer": 0}) + "\n")
     ex = data.load(str(tmp_path / "mine_{split}.jsonl"), "train")
