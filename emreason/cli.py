@@ -46,7 +46,7 @@ def cmd_eval(args) -> int:
     from tqdm import tqdm
 
     from . import data
-    from .backends import make_backend
+    from .backends import open_backend
     from .config import BackendConfig, ModelConfig, PromptConfig
     from .evaluate import evaluate
     from .store import write_json, write_jsonl
@@ -57,9 +57,8 @@ def cmd_eval(args) -> int:
     examples = data.load(args.dataset, args.split, args.data_dir, limit=args.limit)
     model_cfg = ModelConfig(name=args.model, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
                             allow_pickle=args.allow_pickle)
-    backend_cfg = BackendConfig(device=args.device, threads=args.threads)
-    backend = make_backend(backend_cfg, model_cfg)
-    backend.batch_size = args.batch_size
+    backend_cfg = BackendConfig(name=args.backend, device=args.device, threads=args.threads)
+    backend = open_backend(backend_cfg, model_cfg, batch_size=args.batch_size)
     with tqdm(total=len(examples), desc=f"eval {args.mode} {args.dataset}/{args.split}", unit="q",
               file=sys.stderr, disable=args.quiet) as bar:
         result = evaluate(backend, examples, args.mode, PromptConfig(), args.max_new_tokens,
@@ -153,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--temperature", type=_non_negative_float, default=0.0)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    e.add_argument("--backend", choices=["hf", "llamacpp", "vllm"], default="hf")
     e.add_argument("--device", default="auto")
     e.add_argument("--threads", type=_positive_int, default=None)
     e.add_argument("--trust-remote-code", action="store_true")

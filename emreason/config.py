@@ -97,12 +97,26 @@ class GenerationConfig(_Section):
 
 
 class BackendConfig(_Section):
-    name: Literal["hf"] = "hf"
-    """Generation engine: hf (transformers, CPU or GPU)."""
+    name: Literal["hf", "llamacpp", "vllm"] = "hf"
+    """Generation engine for the E-step and evaluation: hf (transformers, CPU or GPU), llamacpp
+    (llama.cpp on the GGUF, fastest on CPUs; `emreason[llamacpp]`), vllm (GPUs; `emreason[vllm]`).
+    Training always runs in transformers."""
     device: str = "auto"
     """auto (cuda if available, else cpu), cpu, cuda, cuda:N."""
     threads: int | None = Field(None, ge=1)
-    """torch CPU threads; None keeps torch's default (the machine's cores)."""
+    """CPU threads (torch, llama.cpp); None: the machine's cores."""
+    engine_args: dict = {}
+    """Extra keyword arguments for the engine: vllm.LLM(...) (e.g. gpu_memory_utilization,
+    tensor_parallel_size), llama.cpp context parameters (e.g. n_ctx)."""
+    workers: int = Field(1, ge=1)
+    """E-step workers. Above 1, the E-step's chunks of questions are spread over Ray actors, each
+    holding its own backend (`emreason[ray]`); the sample log is the same as with one worker."""
+    ray_address: str | None = None
+    """Ray cluster to join (e.g. "auto" on a cluster node); None starts a local Ray instance."""
+    worker_gpus: float = Field(0.0, ge=0.0)
+    """GPUs per E-step worker (Ray's num_gpus)."""
+    worker_cpus: float = Field(1.0, gt=0.0)
+    """CPUs per E-step worker (Ray's num_cpus)."""
 
 
 class EvalConfig(_Section):
@@ -186,6 +200,9 @@ class TrainConfig(_Section):
     """Trainer loggers: [] (none), ["tensorboard"], ["wandb"] (set WANDB_MODE=offline to stay local)."""
     logging_steps: int = Field(5, ge=1)
     """Steps between training loss logs."""
+    launcher: str | None = None
+    """An accelerate config file (see configs/accelerate/): the M-step runs under `accelerate launch`
+    with it (DDP, FSDP, DeepSpeed ZeRO, several nodes); None trains in the loop's own process."""
 
 
 class RunConfig(_Section):
@@ -211,6 +228,11 @@ class RunConfig(_Section):
             raise ValueError(f"name {self.name!r}: use letters, digits, '.', '_' and '-' (no '/' or '..')")
         if self.sampler.name == "direct" and "mode" not in self.eval.model_fields_set:
             self.eval.mode = "direct"  # a model trained on answers alone is evaluated that way
+        if self.backend.name == "llamacpp" and self.train.method != "lora":
+            raise ValueError("backend.name llamacpp runs LoRA iterates on the original GGUF: set train.method "
+                             "lora, or use backend hf/vllm for full fine-tuning")
+        if self.train.launcher is not None and not Path(self.train.launcher).is_file():
+            raise ValueError(f"train.launcher {self.train.launcher!r}: no such accelerate config file")
         if self.generation.temperature == 0 and self.sampler.name in ("rejection", "star", "pps"):
             if self.sampler.k > 1 or self.sampler.hinted > 1 or self.sampler.star_plain > 1:
                 raise ValueError("generation.temperature is 0 (greedy) but the sampler draws several "

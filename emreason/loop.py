@@ -32,11 +32,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__, data
+from .backends import ChatOnly, open_backend
 from .backends.hf import HFBackend
 from .config import RunConfig, read_yaml, validate
 from .errors import EmreasonError
 from .evaluate import evaluate
-from .models import load, pick_device
+from .models import pick_device
 from .samplers import estep_summary, present, sample_chunk, training_examples
 from .store import append_jsonl, read_json, read_jsonl, write_json, write_jsonl
 
@@ -148,12 +149,14 @@ def read_sample_log(path: Path) -> tuple[list[dict], set[int]]:
 # --- the loop ----------------------------------------------------------------------------------
 
 class _Models:
-    """The iterate currently loaded for generation; loaded on demand, dropped before training."""
+    """The iterate currently served for generation. With transformers it is loaded on demand and
+    dropped before training; an engine (llama.cpp, vLLM) stays up for the whole run and switches
+    iterates (adapters) in place, sleeping while the M-step trains."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, device: str):
         self.cfg, self.run_dir, self.device = cfg, run_dir, device
         self.loaded: int | None = None
-        self.backend: HFBackend | None = None
+        self.backend = None
 
     def iterate_dir(self, k: int) -> Path | None:
         """The model folder of iterate k, walking back over iterations whose M-step was skipped."""
@@ -163,21 +166,35 @@ class _Models:
             k -= 1
         return None
 
-    def get(self, k: int) -> HFBackend:
+    def get(self, k: int):
         source = self.iterate_dir(k)
         key = int(source.parent.name[5:]) if source else 0
         if self.loaded != key:
-            self.drop()
-            m = self.cfg.model
-            model, tok = load(str(source) if source else m.name, m.dtype, self.device, m.trust_remote_code,
-                              m.allow_pickle)
-            self.set(key, model, tok)
-        return self.backend  # type: ignore[return-value]
+            if self.cfg.backend.name == "hf" or self.backend is None:
+                self.drop()
+                self.backend = open_backend(self.cfg.backend, self.cfg.model, source,
+                                            batch_size=self.cfg.generation.batch_size)
+            else:
+                self.backend.set_iterate(source)
+            self.loaded = key
+        return self.backend
 
     def set(self, key: int, model, tok) -> None:
+        """The M-step's trained model, kept in memory (transformers backend only)."""
+        if self.cfg.backend.name != "hf":
+            self.loaded = None  # engines load the saved iterate from disk
+            return
         tok.padding_side = "left"
         self.backend = HFBackend(model, tok, batch_size=self.cfg.generation.batch_size, device=self.device)
         self.loaded = key
+
+    def release(self) -> None:
+        """Make room for training: engines that can sleep keep their weights in CPU memory."""
+        if self.backend is not None and hasattr(self.backend, "sleep"):
+            self.backend.sleep()
+            self.loaded = None
+        else:
+            self.drop()
 
     def drop(self) -> None:
         self.backend, self.loaded = None, None
@@ -237,15 +254,21 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
     start = time.perf_counter()
     with tqdm(total=len(shown), initial=sum(len(chunks[c]) for c in done if c < len(chunks)), unit="q",
               desc=f"iter {k}/{cfg.iterations} E-step {cfg.sampler.name}", file=sys.stderr, disable=quiet) as bar:
-        for c, chunk in enumerate(chunks):
-            if c in done:
-                continue
+        def commit(c: int, new: list[dict]) -> None:
+            append_jsonl(log, new + [{"chunk_done": c, "questions": len(chunks[c])}])
+            records.extend(new)
+            bar.update(len(chunks[c]))
+
+        todo = {c: chunk for c, chunk in enumerate(chunks) if c not in done}
+        if cfg.backend.workers > 1 and todo:
+            from .distributed import sample_chunks
+
+            models.drop()
+            sample_chunks(cfg, models.iterate_dir(k - 1), todo, k, commit)
+        for c, chunk in todo.items() if cfg.backend.workers == 1 else ():
             backend = models.get(k - 1)
             backend.batch_size = cfg.generation.batch_size
-            new = sample_chunk(backend, chunk, cfg.sampler, cfg.generation, cfg.prompts, cfg.data.seed, k, c)
-            append_jsonl(log, new + [{"chunk_done": c, "questions": len(chunk)}])
-            records.extend(new)
-            bar.update(len(chunk))
+            commit(c, sample_chunk(backend, chunk, cfg.sampler, cfg.generation, cfg.prompts, cfg.data.seed, k, c))
     summary = estep_summary(records, len(shown))
     summary["estep_seconds"] = round(time.perf_counter() - start, 2)
     write_json(summary_path, summary)
@@ -260,7 +283,7 @@ def _mstep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, rec
         return
     it_dir.mkdir(parents=True, exist_ok=True)
     shown = {ex.id: present(ex, cfg.data.seed, k, cfg.data.shuffle_choices) for ex in train_set}
-    backend = models.backend or models.get(k - 1)
+    backend = models.backend or ChatOnly(cfg.model)  # the chat template is all the rows need
     rows = training_examples(records, shown, backend, cfg.prompts, cfg.sampler)
     write_jsonl(it_dir / "train.jsonl", rows)
     if not rows:
@@ -270,12 +293,38 @@ def _mstep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, rec
     init_from = models.iterate_dir(k - 1) if cfg.train.init == "previous" else None
     if init_from is not None and cfg.train.method == "lora" and not (init_from / "adapter_config.json").is_file():
         init_from = None
-    models.drop()
+    models.release()
     _log(f"iteration {k}: M-step on {len(rows)} examples ({cfg.train.method}, init {cfg.train.init})")
-    model, tok, stats = train(rows, cfg.model, cfg.train, it_dir, seed=cfg.data.seed + k, device=device,
-                              init_from=init_from, quiet=quiet)
-    models.set(k, model, tok)
+    if cfg.train.launcher:
+        stats = _launch_mstep(cfg, it_dir, k, init_from, quiet)
+    else:
+        model, tok, stats = train(rows, cfg.model, cfg.train, it_dir, seed=cfg.data.seed + k, device=device,
+                                  init_from=init_from, quiet=quiet)
+        models.set(k, model, tok)
     write_json(stats_path, {"skipped": False, **stats})
+
+
+def _launch_mstep(cfg: RunConfig, it_dir: Path, k: int, init_from: Path | None, quiet: bool) -> dict:
+    """The M-step under `accelerate launch --config_file train.launcher` (DDP, FSDP, DeepSpeed):
+    the same training code in N processes, reading the rows the loop wrote to train.jsonl."""
+    import subprocess
+
+    marker = it_dir / ".mstep_stats.json"
+    marker.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", cfg.train.launcher,
+           "-m", "emreason.train", str(it_dir.parent), str(k)]
+    if init_from is not None:
+        cmd += ["--init-from", str(init_from)]
+    if quiet:
+        cmd.append("--quiet")
+    _log("M-step: " + " ".join(cmd))
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0 or not marker.is_file():
+        raise EmreasonError(f"the M-step under accelerate launch failed (exit {proc.returncode}); its output is "
+                            f"above. Fix it and run again with --resume. Command: {' '.join(cmd)}")
+    stats = read_json(marker)
+    marker.unlink()
+    return stats
 
 
 def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set, quiet: bool) -> dict:

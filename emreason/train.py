@@ -72,6 +72,10 @@ class WeightedTrainer(Trainer):
         tokens = (target != -100)
         denom = num_items_in_batch if num_items_in_batch is not None else tokens.sum().clamp(min=1)
         loss = (ce * tokens * weight.to(ce.device)[:, None]).sum() / denom
+        if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+            # denom counts the tokens of every process's batch and DDP averages gradients over
+            # processes: scale back so N processes take the same step as one process on N batches.
+            loss = loss * self.accelerator.num_processes
         return (loss, outputs) if return_outputs else loss
 
 
@@ -128,6 +132,8 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
         train_seconds=round(seconds, 2), train_tokens_per_second=round(trained_tokens / seconds, 1) if seconds else None,
         train_log=[h for h in trainer.state.log_history if "loss" in h],
     )
+    if not trainer.is_world_process_zero():  # under `accelerate launch`: one process writes
+        return model, tok, stats
     save_iterate(model, tok, out_dir / "model")
     if cfg.method == "lora":
         model = model.merge_and_unload()
@@ -149,3 +155,36 @@ def save_iterate(model, tok, dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(tmp, dest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m emreason.train RUN_DIR ITERATION`: the M-step of one iteration from the files the
+    loop wrote (run.json, iter_K/train.jsonl), as launched by `accelerate launch` for train.launcher.
+    The main process saves the iterate and writes iter_K/.mstep_stats.json for the loop."""
+    import argparse
+    import json
+
+    from .config import RunConfig
+    from .store import read_json, read_jsonl, write_json
+
+    ap = argparse.ArgumentParser(prog="python -m emreason.train")
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("iteration", type=int)
+    ap.add_argument("--init-from", type=Path, default=None)
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    cfg = RunConfig.model_validate(read_json(args.run_dir / "run.json")["config"])
+    it_dir = args.run_dir / f"iter_{args.iteration}"
+    rows = read_jsonl(it_dir / "train.jsonl")
+    device = "cpu" if os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" or not torch.cuda.is_available() \
+        else f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    _, _, stats = train(rows, cfg.model, cfg.train, it_dir, seed=cfg.data.seed + args.iteration, device=device,
+                        init_from=args.init_from, quiet=args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        stats["train_processes"] = int(os.environ.get("WORLD_SIZE", "1"))
+        write_json(it_dir / ".mstep_stats.json", json.loads(json.dumps(stats)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -47,10 +47,53 @@ class Backend(Protocol):
         """Sum of log p(continuation | context) for each (context, continuation)."""
 
 
-def make_backend(cfg, model_cfg):
-    """Build the configured backend around the configured model (loads the weights)."""
+def render_chat(tok, user: str, system: str | None = None) -> str:
+    """One user turn in the tokenizer's chat template, ready for the assistant's reply."""
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+    if tok.chat_template:
+        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return "".join(f"{m['content']}\n\n" for m in messages)
+
+
+class ChatOnly:
+    """The chat template without a model: what building training rows needs (no weights loaded)."""
+
+    def __init__(self, model_cfg):
+        from transformers import AutoTokenizer
+
+        from ..models import resolve
+
+        self.tok = AutoTokenizer.from_pretrained(resolve(model_cfg.name, model_cfg.allow_pickle),
+                                                 trust_remote_code=model_cfg.trust_remote_code)
+
+    def chat(self, user: str, system: str | None = None) -> str:
+        return render_chat(self.tok, user, system)
+
+
+def open_backend(cfg, model_cfg, source=None, batch_size: int = 16):
+    """A backend serving `source` (an iterate folder: LoRA adapter or full model) or, when None,
+    the configured base model. `cfg` is a BackendConfig, `model_cfg` a ModelConfig."""
     if cfg.name == "hf":
+        import torch
+
+        from ..models import load, pick_device
         from .hf import HFBackend
 
-        return HFBackend.from_config(cfg, model_cfg)
-    raise ValueError(f"unknown backend {cfg.name!r}")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        device = pick_device(cfg.device)
+        model, tok = load(str(source) if source else model_cfg.name, model_cfg.dtype, device,
+                          model_cfg.trust_remote_code, model_cfg.allow_pickle)
+        return HFBackend(model, tok, batch_size=batch_size, device=device)
+    if cfg.name == "llamacpp":
+        from .llamacpp import LlamaCppBackend
+
+        backend = LlamaCppBackend(model_cfg, threads=cfg.threads, engine_args=cfg.engine_args, batch_size=batch_size)
+    elif cfg.name == "vllm":
+        from .vllm import VLLMBackend
+
+        backend = VLLMBackend(model_cfg, engine_args=cfg.engine_args, batch_size=batch_size)
+    else:
+        raise ValueError(f"unknown backend {cfg.name!r}")
+    backend.set_iterate(source)
+    return backend

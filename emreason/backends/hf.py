@@ -12,7 +12,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ..prompts import answer_is_complete
-from . import Generation, SamplingParams
+from . import Generation, SamplingParams, render_chat
 
 
 class _AnswerStop(StoppingCriteria):
@@ -39,22 +39,8 @@ class HFBackend:
         self.eos_ids = sorted(set(eos))
         self.end_ids = set(self.eos_ids) | {tokenizer.pad_token_id}
 
-    @classmethod
-    def from_config(cls, cfg, model_cfg, batch_size: int = 16):
-        from ..models import load, pick_device
-
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        device = pick_device(cfg.device)
-        model, tok = load(model_cfg.name, model_cfg.dtype, device, model_cfg.trust_remote_code,
-                          model_cfg.allow_pickle)
-        return cls(model, tok, batch_size=batch_size, device=device)
-
     def chat(self, user: str, system: str | None = None) -> str:
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-        if self.tok.chat_template:
-            return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return "".join(f"{m['content']}\n\n" for m in messages)
+        return render_chat(self.tok, user, system)
 
     def _encode(self, prompts: list[str]):
         return self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)

@@ -1,0 +1,91 @@
+"""Scale-out on CPUs: the M-step under `accelerate launch` (DDP, 2 gloo processes) trains the same
+adapter as one process on the same data, and the E-step on 2 Ray workers writes the same sample
+log as one worker."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from emreason import loop
+from emreason.config import RunConfig
+from emreason.store import read_jsonl, write_json, write_jsonl
+from emreason.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS = [{"prompt": f"<|im_start|>user\nQuestion {i}: which plant needs light?<|im_end|>\n<|im_start|>assistant\n",
+         "completion": "Plants make food from sunlight by photosynthesis; step 1, step 2. " * (1 + i % 3)
+                       + f"\nThe answer is ({'ABCD'[i % 4]})", "weight": 1.0} for i in range(12)]
+
+
+def _adapter(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "adapter_model.safetensors"))
+
+
+def test_ddp_two_processes_match_one(tiny_llama, tmp_path):
+    train_cfg = {"epochs": 2, "batch_size": 2, "lora_r": 4, "lora_dropout": 0.0, "max_length": 1024,
+                 "learning_rate": 1e-3, "launcher": str(ROOT / "configs/accelerate/cpu_ddp.yaml")}
+    cfg = RunConfig.model_validate({"model": {"name": str(tiny_llama)}, "train": train_cfg})
+    run_dir = tmp_path / "run"
+    write_json(run_dir / "run.json", {"config": cfg.model_dump(mode="json")})
+    write_jsonl(run_dir / "iter_1" / "train.jsonl", ROWS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", train_cfg["launcher"],
+                           "-m", "emreason.train", str(run_dir), "1", "--quiet"], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = json.loads((run_dir / "iter_1" / ".mstep_stats.json").read_text())
+    assert stats["train_processes"] == 2
+
+    # One process, twice the per-device batch: the same global batches, the same optimizer steps.
+    single = cfg.train.model_copy(update={"batch_size": 4, "launcher": None})
+    _, _, ref_stats = train(ROWS, cfg.model, single, tmp_path / "single", seed=cfg.data.seed + 1, device="cpu", quiet=True)
+    assert stats["train_steps"] == ref_stats["train_steps"] == 6
+    got, ref = _adapter(run_dir / "iter_1" / "model"), _adapter(tmp_path / "single" / "model")
+    assert got.keys() == ref.keys()
+    moved = max(ref[k].abs().max().item() for k in ref if "lora_B" in k)
+    assert moved > 1e-3  # LoRA B starts at zero: training moved it, so the comparison means something
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], atol=2e-5, rtol=1e-4)
+
+
+def _log_by_chunk(path: Path) -> dict[int, list[dict]]:
+    chunks, current = {}, []
+    for r in read_jsonl(path):
+        if "chunk_done" in r:
+            chunks[r["chunk_done"]] = current
+            current = []
+        else:
+            current.append(r)
+    return chunks
+
+
+def test_ray_workers_write_the_same_sample_log(tiny_llama, data_dir, tmp_path):
+    import ray  # bin/test installs the ray extra
+
+    def run(workers: int) -> Path:
+        cfg = RunConfig.model_validate({
+            "iterations": 1, "eval_base": False, "model": {"name": str(tiny_llama)},
+            "data": {"dataset": "arc_easy", "data_dir": str(data_dir), "train_size": 10, "eval_size": 2},
+            "sampler": {"name": "rejection", "k": 2},
+            "generation": {"max_new_tokens": 12, "batch_size": 4, "chunk_questions": 3},
+            "eval": {"max_new_tokens": 4}, "backend": {"threads": 1, "workers": workers}})
+        loop.run(cfg, tmp_path / f"w{workers}", quiet=True)
+        return tmp_path / f"w{workers}" / "iter_1" / "samples.jsonl"
+
+    threads = torch.get_num_threads()
+    try:
+        one = _log_by_chunk(run(1))
+        two = _log_by_chunk(run(2))
+    finally:
+        torch.set_num_threads(threads)
+        if ray.is_initialized():
+            ray.shutdown()
+    assert sorted(one) == sorted(two) == [0, 1, 2, 3]
+    assert sum(len(v) for v in one.values()) == 20  # 10 questions x k=2, nothing accepted by a random model
+    assert one == two
