@@ -20,9 +20,10 @@ if [ ! -x "$VENV/bin/python" ] || [ -n "$missing" ]; then
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
   # torch first, pinned: the CPU wheel on disk (an open range would pull a multi-GB CUDA build).
+  echo "torch==2.13.0" > "$VENV/constraints.txt"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "torch==2.13.0" >&2
   case ",$EXTRAS," in *,llamacpp,*) echo "[emreason] building llama.cpp (llama-cpp-python, about 5 minutes)" >&2;; esac
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[$EXTRAS]" >&2
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$VENV/constraints.txt" -e "$ROOT[$EXTRAS]" >&2
   echo "$want" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -73,7 +73,11 @@ class HFBackend:
             # +13% tokens/s for SmolLM2-135M at batch 16-32 on 2 CPU cores).
             kwargs = dict(do_sample=params.temperature > 0, max_new_tokens=params.max_new_tokens,
                           num_return_sequences=params.n, pad_token_id=self.tok.pad_token_id,
-                          eos_token_id=self.eos_ids, cache_implementation="static")
+                          eos_token_id=self.eos_ids)
+            if not self.device.startswith("cuda"):
+                # On CUDA a static cache makes transformers torch.compile the model for every new
+                # batch shape (measured on an H100: minutes before the first token); keep it on CPUs.
+                kwargs["cache_implementation"] = "static"
             if params.temperature > 0:
                 kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
             else:

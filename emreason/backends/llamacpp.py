@@ -1,14 +1,16 @@
-"""The llama.cpp backend: the E-step on the GGUF itself, several times faster than PyTorch on a CPU.
+"""The llama.cpp backend: the E-step on a GGUF, with LoRA iterates as llama.cpp adapters.
 
-The base model is the alias's original GGUF (the same quantized weights the transformers path
-dequantizes); an iterate is its LoRA adapter, converted once to llama.cpp's GGUF adapter format and
-applied at load time, so nothing is re-quantized. Prompts are tokenized and outputs decoded with
-the model's transformers tokenizer (the GGUF's vocabulary), so both backends see the same tokens.
+By default the model is the alias's GGUF dequantized to float32 once (`f32_gguf`): exactly the
+weights the transformers path computes with, and faster in llama.cpp on AVX2 CPUs than the Q4
+file; `engine_args: {weights: gguf}` runs the file's own quantization instead. An iterate is its
+LoRA adapter, converted once to llama.cpp's GGUF adapter format and applied at load time, so
+nothing is re-quantized. Prompts are tokenized and outputs decoded with the model's transformers
+tokenizer, so both backends see the same tokens.
 
-Decoding is continuous batching over llama.cpp sequences: up to `batch_size` sequences decode
-together, a finished one frees its slot for the next prompt at once. Each (prompt, sample) draws
-from its own random stream, seeded by (seed, prompt index, sample index), so what is sampled does
-not depend on batch composition or on which worker drew it.
+Decoding is continuous batching over llama.cpp sequences (each with its own cells): up to
+`batch_size` sequences decode together and a finished one frees its slot for the next prompt at
+once. Each (prompt, sample) draws from its own random stream, seeded by (seed, prompt index,
+sample index), so a sample does not depend on what it was batched with.
 
 Needs the optional extra: `pip install 'emreason[llamacpp]'` (builds llama.cpp, ~5 minutes).
 """
@@ -39,6 +41,37 @@ def base_gguf(model_dir: Path) -> Path | None:
         path = Path(json.loads(src.read_text())["gguf"])
         return path if path.is_file() else None
     return None
+
+
+def f32_gguf(src: Path) -> Path:
+    """The GGUF with every tensor dequantized to float32, once, beside the original.
+
+    These are exactly the weights the transformers path computes with (it dequantizes the same
+    file), so both backends run the same model; and on CPUs without AVX-512 llama.cpp's batched
+    float32 matmuls are faster than its Q4_1 ones (measured on SmolLM2-135M, 2 cores: prompt
+    processing 596 vs 346 tokens/s, decoding 32 sequences 309 vs 257 tokens/s)."""
+    import gguf
+    from gguf.quants import dequantize
+
+    out = src.with_name(src.stem + ".f32.gguf")
+    if out.is_file():
+        return out
+    reader = gguf.GGUFReader(str(src))
+    writer = gguf.GGUFWriter(str(out) + ".tmp", reader.fields["general.architecture"].contents())
+    for f in reader.fields.values():
+        if f.name in ("general.architecture", "general.file_type") or f.name.startswith("GGUF."):
+            continue
+        kind = f.types[0]
+        writer.add_key_value(f.name, f.contents(), kind, sub_type=f.types[-1] if kind == gguf.GGUFValueType.ARRAY else None)
+    writer.add_uint32("general.file_type", 0)  # all float32
+    for t in reader.tensors:
+        writer.add_tensor(t.name, dequantize(t.data, t.tensor_type).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    os.replace(str(out) + ".tmp", out)
+    return out
 
 
 def _permute_rows(w, n_head: int):
@@ -151,6 +184,12 @@ class LlamaCppBackend:
         if gguf is None:
             raise EmreasonError(f"backend llamacpp needs the model's GGUF: {model_cfg.name!r} was not made from one "
                                 "(use an alias or a .gguf file), or use backend hf")
+        weights = self.engine_args.pop("weights", "float32")
+        if weights not in ("float32", "gguf"):
+            raise EmreasonError(f"backend.engine_args.weights {weights!r}: float32 (the dequantized weights, as "
+                                "transformers uses them) or gguf (the file's own quantization)")
+        if weights == "float32":
+            gguf = f32_gguf(gguf)
         self.tok = AutoTokenizer.from_pretrained(path)
         eos = []
         if (path / "generation_config.json").is_file():

@@ -1,0 +1,79 @@
+"""M-step throughput: emreason's trainer vs TRL's SFTTrainer with its defaults, on the same accepted
+samples (a committed run's train.jsonl), the same model, LoRA settings, batch size, epochs and
+learning rate. Trained tokens/s = (prompt + completion tokens) x epochs / wall time of train().
+
+    .venv/bin/python benchmarks/mstep_throughput.py --rows results/issue3-smollm2-arc_easy/pps/iter_2/train.jsonl.gz --limit 48
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from emreason.config import ModelConfig, TrainConfig
+from emreason.models import load
+from emreason.train import train
+
+
+def read_rows(path: str, limit: int) -> list[dict]:
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt") as f:
+        return [json.loads(line) for line in f][:limit]
+
+
+def trl_sft(rows, model_cfg, cfg: TrainConfig, out: Path) -> tuple[float, int, float]:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    set_seed(0)
+    model, tok = load(model_cfg.name)
+    ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    args = SFTConfig(output_dir=str(out), per_device_train_batch_size=cfg.batch_size, num_train_epochs=cfg.epochs,
+                     learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler, logging_steps=cfg.logging_steps,
+                     report_to="none", save_strategy="no", use_cpu=True, seed=0, disable_tqdm=True,
+                     max_length=cfg.max_length)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
+                         peft_config=LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                                target_modules=cfg.target_modules, task_type="CAUSAL_LM"))
+    tokens = sum(len(x) for x in trainer.train_dataset["input_ids"]) * cfg.epochs
+    start = time.perf_counter()
+    result = trainer.train()
+    return time.perf_counter() - start, tokens, float(result.training_loss)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--rows", default="results/issue3-smollm2-arc_easy/pps/iter_2/train.jsonl.gz")
+    ap.add_argument("--limit", type=int, default=48)
+    ap.add_argument("--epochs", type=float, default=1.0)
+    args = ap.parse_args()
+    rows = read_rows(args.rows, args.limit)
+    model_cfg = ModelConfig(name=args.model)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=4, lora_r=16, logging_steps=1000)
+    with tempfile.TemporaryDirectory() as tmp:
+        _, _, ours = train(rows, model_cfg, cfg, Path(tmp) / "ours", seed=0, device="cpu", quiet=True)
+        trl_s, trl_tokens, trl_loss = trl_sft(rows, model_cfg, cfg, Path(tmp) / "trl")
+    ours_tps = ours["train_tokens"] / ours["train_seconds"]
+    trl_tps = trl_tokens / trl_s
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"{len(rows)} accepted samples from {args.rows}; {args.model}, LoRA r={cfg.lora_r}, batch {cfg.batch_size}, "
+          f"{cfg.epochs:g} epoch(s)")
+    print("| M-step | trained tokens | seconds | tokens/s | loss | vs TRL |")
+    print("|---|---|---|---|---|---|")
+    print(f"| TRL SFTTrainer (defaults: gradient checkpointing, no packing) | {trl_tokens} | {trl_s:.1f} | {trl_tps:.1f} | {trl_loss:.3f} | 1.00x |")
+    print(f"| emreason train (length-grouped batches, no checkpointing) | {ours['train_tokens']} | {ours['train_seconds']:.1f} | "
+          f"{ours_tps:.1f} | {ours['train_loss']:.3f} | {ours_tps / trl_tps:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
