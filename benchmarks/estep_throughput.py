@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--backends", default="hf,llamacpp")
+    ap.add_argument("--weights", default="float32", help="llamacpp: float32 (the transformers weights) or gguf (its quantization)")
     args = ap.parse_args()
 
     model_cfg = ModelConfig(name=args.model)
@@ -78,28 +79,37 @@ def main() -> None:
         texts = [P.prompt_text(chat, ex, "hinted", prompts_cfg) for ex in exs[: args.naive_questions]]
         tokens, secs = naive_loop(model_cfg, texts, args.max_new_tokens)
         naive_tps = tokens / secs
-        rows.append(("naive loop (HF generate per question, batch 1)", len(texts), tokens, secs, None))
+        prompt_tokens = sum(len(chat.tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
+        rows.append(("naive loop (HF generate per question, batch 1)", len(texts), tokens, secs, None, prompt_tokens))
     for name in args.backends.split(","):
-        backend = open_backend(BackendConfig(name=name), model_cfg, batch_size=args.batch_size)
+        engine_args = {"weights": args.weights} if name == "llamacpp" else {}
+        backend = open_backend(BackendConfig(name=name, engine_args=engine_args), model_cfg, batch_size=args.batch_size)
         start = time.perf_counter()
         records = sample_chunk(backend, exs, SamplerConfig(name="pps"), gen, prompts_cfg, seed=0, iteration=1, chunk=0)
         secs = time.perf_counter() - start
         s = estep_summary(records, len(exs))
-        rows.append((f"emreason {name} backend (batch {args.batch_size}, stop at answer)", len(exs),
-                     s["sampled_tokens"], secs, s["accepted"] / secs * 60))
+        by_id = {ex.id: ex for ex in exs}
+        prompt_tokens = sum(len(chat.tok(P.prompt_text(chat, by_id[r["question_id"]], "hinted" if r["hinted"] else "cot",
+                                                       prompts_cfg), add_special_tokens=False)["input_ids"]) for r in records)
+        label = f"{name}, {args.weights} weights" if name == "llamacpp" else name
+        rows.append((f"emreason {label} backend (batch {args.batch_size}, stop at answer)", len(exs),
+                     s["sampled_tokens"], secs, s["accepted"] / secs * 60, prompt_tokens))
         del backend
 
     gflops = matmul_gflops()
     bound = gflops * 1e9 / (2 * params)
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"model {args.model}: {params / 1e6:.1f}M params; fp32 matmul {gflops:.1f} GFLOP/s -> compute bound {bound:.0f} tok/s")
-    print(f"| E-step (PPS, {args.max_new_tokens} max tokens) | questions | sampled tokens | seconds | tokens/s | accepted/min | vs naive | vs bound |")
-    print("|---|---|---|---|---|---|---|---|")
-    for label, q, tokens, secs, apm in rows:
+    print(f"| E-step (PPS, {args.max_new_tokens} max tokens) | questions | sampled tokens | seconds | sampled tokens/s | "
+          "accepted/min | vs naive | prompt + sampled tokens/s | share of bound |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, q, tokens, secs, apm, prompt_tokens in rows:
         tps = tokens / secs
         rel = f"{tps / naive_tps:.2f}x" if naive_tps else "–"
-        print(f"| {label} | {q} | {tokens} | {secs:.1f} | {tps:.1f} | {'–' if apm is None else f'{apm:.1f}'} | {rel} | {tps / bound:.2f} |")
-    print(f"| compute bound (fp32 matmul) | | | | {bound:.0f} | | {f'{bound / naive_tps:.1f}x' if naive_tps else '–'} | 1.00 |")
+        total = (tokens + prompt_tokens) / secs
+        print(f"| {label} | {q} | {tokens} | {secs:.1f} | {tps:.1f} | {'–' if apm is None else f'{apm:.1f}'} | {rel} | "
+              f"{total:.0f} | {total / bound:.2f} |")
+    print(f"| compute bound (2 x params FLOPs per token at the fp32 matmul rate) | | | | | | | {bound:.0f} | 1.00 |")
 
 
 if __name__ == "__main__":

@@ -358,13 +358,14 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
 
 def _shared_base_eval(cfg: RunConfig, eval_set) -> Path | None:
     """Where the untrained model's evaluation is kept for every run that shares it: a bundled
-    alias (content fixed by sha256), the same questions, prompts and greedy decoding give the same
-    predictions, so each sampler of a comparison need not evaluate the base model again."""
+    alias (content fixed by sha256), the same backend, questions, prompts and greedy decoding give
+    the same predictions, so each sampler of a comparison need not evaluate the base model again."""
     from .models import ALIASES, cache_dir
 
     if cfg.model.name not in ALIASES or cfg.eval.temperature != 0:
         return None
     key = {"model": cfg.model.name, "sha256": ALIASES[cfg.model.name].sha256, "dtype": cfg.model.dtype,
+           "backend": cfg.backend.name, "weights": cfg.backend.engine_args.get("weights"),
            "eval": cfg.eval.model_dump(), "prompts": cfg.prompts.model_dump(),
            "dataset": cfg.data.dataset, "split": cfg.data.eval_split, "ids": [e.id for e in eval_set]}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
