@@ -260,12 +260,14 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
             bar.update(len(chunks[c]))
 
         todo = {c: chunk for c, chunk in enumerate(chunks) if c not in done}
-        if cfg.backend.workers > 1 and todo:
+        if cfg.backend.workers > 1:
             from .distributed import sample_chunks
 
             models.drop()
-            sample_chunks(cfg, models.iterate_dir(k - 1), todo, k, commit)
-        for c, chunk in todo.items() if cfg.backend.workers == 1 else ():
+            if todo:
+                sample_chunks(cfg, models.iterate_dir(k - 1), todo, k, commit)
+            todo = {}
+        for c, chunk in todo.items():
             backend = models.get(k - 1)
             backend.batch_size = cfg.generation.batch_size
             commit(c, sample_chunk(backend, chunk, cfg.sampler, cfg.generation, cfg.prompts, cfg.data.seed, k, c))

@@ -162,7 +162,6 @@ def main(argv: list[str] | None = None) -> int:
     loop wrote (run.json, iter_K/train.jsonl), as launched by `accelerate launch` for train.launcher.
     The main process saves the iterate and writes iter_K/.mstep_stats.json for the loop."""
     import argparse
-    import json
 
     from .config import RunConfig
     from .store import read_json, read_jsonl, write_json
@@ -182,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                         init_from=args.init_from, quiet=args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         stats["train_processes"] = int(os.environ.get("WORLD_SIZE", "1"))
-        write_json(it_dir / ".mstep_stats.json", json.loads(json.dumps(stats)))
+        write_json(it_dir / ".mstep_stats.json", stats)
     return 0
 
 

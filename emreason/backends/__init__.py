@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..prompts import answer_is_complete
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -45,6 +47,15 @@ class Backend(Protocol):
 
     def loglik(self, pairs: list[tuple[str, str]]) -> list[float]:
         """Sum of log p(continuation | context) for each (context, continuation)."""
+
+
+def finish_generation(tok, end_ids: set[int], ids: list[int], params: SamplingParams) -> Generation:
+    """A sampled id sequence as a Generation: cut at the first end-of-sequence (or padding) id,
+    decoded; truncated when max_new_tokens cut it before a complete answer line."""
+    count = next((k for k, t in enumerate(ids) if t in end_ids), len(ids))
+    text = tok.decode(ids[:count], skip_special_tokens=True)
+    truncated = count >= params.max_new_tokens and not (params.stop_at_answer and answer_is_complete(text))
+    return Generation(text=text, tokens=count, truncated=truncated)
 
 
 def render_chat(tok, user: str, system: str | None = None) -> str:

@@ -12,7 +12,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ..prompts import answer_is_complete
-from . import Generation, SamplingParams, render_chat
+from . import Generation, SamplingParams, finish_generation, render_chat
 
 
 class _AnswerStop(StoppingCriteria):
@@ -56,7 +56,7 @@ class HFBackend:
             idx = order[start:start + per_batch]
             for part, seqs in self._generate_batch([prompts[i] for i in idx], params, params.seed * 1_000_003 + b):
                 for j, i in enumerate(idx[part]):
-                    out[i] = [self._finish(s, params) for s in seqs[j * params.n:(j + 1) * params.n]]
+                    out[i] = [finish_generation(self.tok, self.end_ids, s, params) for s in seqs[j * params.n:(j + 1) * params.n]]
             if progress is not None:
                 progress.update(len(idx))
         return out  # type: ignore[return-value]
@@ -98,12 +98,6 @@ class HFBackend:
             yield from self._generate_batch(batch, params, seed * 2 + 2, slice(half, part.stop))
             return
         yield part, seqs
-
-    def _finish(self, ids: list[int], params: SamplingParams) -> Generation:
-        count = next((k for k, t in enumerate(ids) if t in self.end_ids), len(ids))
-        text = self.tok.decode(ids[:count], skip_special_tokens=True)
-        truncated = count >= params.max_new_tokens and not (params.stop_at_answer and answer_is_complete(text))
-        return Generation(text=text, tokens=count, truncated=truncated)
 
     @torch.inference_mode()
     def loglik(self, pairs: list[tuple[str, str]]) -> list[float]:

@@ -25,10 +25,11 @@ import re
 from pathlib import Path
 
 import numpy as np
+from scipy.special import log_softmax
 
 from ..errors import EmreasonError
 from ..prompts import answer_is_complete
-from . import Generation, SamplingParams
+from . import Generation, SamplingParams, finish_generation, render_chat
 
 _HF_TO_GGUF = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
                "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
@@ -44,13 +45,23 @@ def base_gguf(model_dir: Path) -> Path | None:
     return None
 
 
+def _write_gguf(writer, out: Path) -> Path:
+    """Write a GGUFWriter opened on `out`.tmp, then rename: a crash leaves no half-written file."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    os.replace(str(out) + ".tmp", out)
+    return out
+
+
 def f32_gguf(src: Path) -> Path:
     """The GGUF with every tensor dequantized to float32, once, beside the original.
 
     These are exactly the weights the transformers path computes with (it dequantizes the same
     file), so both backends run the same model; and on CPUs without AVX-512 llama.cpp's batched
     float32 matmuls are faster than its Q4_1 ones (measured on SmolLM2-135M, 2 cores: prompt
-    processing 596 vs 346 tokens/s, decoding 32 sequences 309 vs 257 tokens/s)."""
+    processing 551 vs 347 tokens/s, decoding 32 sequences 312 vs 238: benchmarks/llamacpp_steps.py)."""
     import gguf
     from gguf.quants import dequantize
 
@@ -67,12 +78,7 @@ def f32_gguf(src: Path) -> Path:
     writer.add_uint32("general.file_type", 0)  # all float32
     for t in reader.tensors:
         writer.add_tensor(t.name, dequantize(t.data, t.tensor_type).astype(np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    os.replace(str(out) + ".tmp", out)
-    return out
+    return _write_gguf(writer, out)
 
 
 def _permute_rows(w, n_head: int):
@@ -120,12 +126,7 @@ def adapter_to_gguf(adapter_dir: Path, out: Path | None = None) -> Path:
         count += 1
     if not count:
         raise EmreasonError(f"{adapter_dir}: no LoRA tensors found")
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    os.replace(str(out) + ".tmp", out)
-    return out
+    return _write_gguf(writer, out)
 
 
 _QUIET = None
@@ -235,9 +236,11 @@ class LlamaCppBackend:
     def _context(self, n_seq: int, per_seq: int, n_batch: int):
         """A context with n_seq sequences of up to per_seq tokens each; reused while big enough.
 
-        Each sequence gets its own cells (kv_unified off): measured, a unified cache shifts a
-        sequence's logits by up to 0.66 when another sequence is decoded beside it; separate
-        cells give bit-identical logits alone or batched."""
+        Each sequence gets its own cells (kv_unified off). Either way a neighbour in the same call
+        changes a sequence's logits through rounding only (benchmarks/llamacpp_steps.py: max
+        shift 0.04 with separate cells, 0.008 unified, on float32 weights); separate cells make
+        scattered slots slow, which `generate` avoids by keeping its sequences in slots 0..m-1.
+        Whether a unified cache would be faster with float32 weights has not been measured."""
         L = self.L
         shape = self.ctx_shape
         if self.ctx and shape[0] >= n_seq and shape[1] >= per_seq and shape[2] >= n_batch:
@@ -260,8 +263,6 @@ class LlamaCppBackend:
         return self.ctx
 
     def chat(self, user: str, system: str | None = None) -> str:
-        from . import render_chat
-
         return render_chat(self.tok, user, system)
 
     def generate(self, prompts: list[str], params: SamplingParams, progress=None) -> list[list[Generation]]:
@@ -299,7 +300,7 @@ class LlamaCppBackend:
                 done = answer_is_complete(self.tok.decode(st["ids"][-16:], skip_special_tokens=True))
             if done:
                 i, j = st["job"]
-                out[i][j] = self._finish(st["ids"], params)
+                out[i][j] = finish_generation(self.tok, self.end_ids, st["ids"], params)
                 if progress is not None and j == params.n - 1:
                     progress.update(1)
             return done
@@ -342,12 +343,6 @@ class LlamaCppBackend:
             L.llama_batch_free(batch)
         return out  # type: ignore[return-value]
 
-    def _finish(self, ids: list[int], params: SamplingParams) -> Generation:
-        count = next((k for k, t in enumerate(ids) if t in self.end_ids), len(ids))
-        text = self.tok.decode(ids[:count], skip_special_tokens=True)
-        truncated = count >= params.max_new_tokens and not (params.stop_at_answer and answer_is_complete(text))
-        return Generation(text=text, tokens=count, truncated=truncated)
-
     def logits(self, ids: list[int], start: int = 0) -> np.ndarray:
         """Next-token logits after each of ids[start:], as a (len(ids) - start, vocab) array."""
         L = self.L
@@ -371,8 +366,7 @@ class LlamaCppBackend:
         for ctx_text, cont in pairs:
             c = self.tok(ctx_text, add_special_tokens=True)["input_ids"]
             k = self.tok(cont, add_special_tokens=False)["input_ids"]
-            z = self.logits(c + k, start=len(c) - 1)[:-1].astype(np.float64)
-            logp = z - (z.max(-1, keepdims=True) + np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)))
+            logp = log_softmax(self.logits(c + k, start=len(c) - 1)[:-1].astype(np.float64), axis=-1)
             scores.append(float(logp[np.arange(len(k)), k].sum()))
         return scores
 

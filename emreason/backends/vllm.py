@@ -100,11 +100,11 @@ class VLLMBackend:
                                     stop=stops, include_stop_str_in_output=True))
         outs = self.llm.generate(requests, sampling, lora_request=self.lora, use_tqdm=False)
         result: list[list[Generation]] = [[] for _ in prompts]
+        eos = self.tok.eos_token_id
         for r, out in enumerate(outs):
             o = out.outputs[0]
             text = o.text
             truncated = o.finish_reason == "length" and not (params.stop_at_answer and answer_is_complete(text))
-            eos = self.tok.eos_token_id
             tokens = len([t for t in o.token_ids if t != eos])
             result[r // params.n].append(Generation(text=text, tokens=tokens, truncated=truncated))
         if progress is not None:
