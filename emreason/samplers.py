@@ -30,7 +30,9 @@ from .data import Example
 HINT_LEAK_RE = re.compile(
     r"(?i)\b(?:correct answer is|the correct (?:choice|option) is|(?:the|a|this) hint|as (?:given|stated|provided|told|mentioned|indicated)"
     r"|(?:we|i) (?:were|was|am|are|have been) (?:told|given)|(?:given|provided|stated) (?:answer|solution)"
-    r"|you (?:said|told|mentioned|gave)|(?:answer|choice|option) (?:given|provided) (?:is|was)|told (?:me|us) (?:that|the))"
+    r"|you (?:said|told|mentioned|gave)|(?:answer|choice|option) (?:given|provided) (?:is|was)|told (?:me|us) (?:that|the)"
+    r"|the user\b|you(?:'ve| have| were| are)? (?:been )?(?:given|told)|(?:given|provided|stated) by (?:you|the (?:prompt|question))"
+    r"|already (?:mentioned|given|stated|provided) as the (?:correct )?answer)"
 )
 
 

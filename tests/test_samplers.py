@@ -89,6 +89,9 @@ def test_acceptance_only_on_the_correct_answer():
 @pytest.mark.parametrize("text,reason", [
     (f"The correct answer is (B) because plants use it. {GOOD}\nThe answer is (B).", "hint_leak"),
     (f"As the hint says, light. {GOOD}\nThe answer is (B).", "hint_leak"),
+    (f"(B) is the answer given by the user. {GOOD}\nThe answer is (B).", "hint_leak"),
+    (f"The answer is the one you've been given. {GOOD}\nThe answer is (B).", "hint_leak"),
+    (f"Step 1: B is already mentioned as the answer. {GOOD}\nThe answer is (B).", "hint_leak"),
     (f"(B) light. {GOOD}\nThe answer is (B).", "answer_first"),
     ("The answer is (B). " + GOOD, "answer_first"),
     ("Light helps plants grow and make food.\nThe answer is (B).", "too_short"),
