@@ -52,6 +52,10 @@ class Run:
         rows = _read_rows(self.path / f"iter_{iteration}" / "eval" / "predictions.jsonl")
         return {r["id"]: bool(r["correct"]) for r in rows}
 
+    def output_tokens(self, iteration: int) -> dict[str, int]:
+        rows = _read_rows(self.path / f"iter_{iteration}" / "eval" / "predictions.jsonl")
+        return {r["id"]: int(r["tokens"]) for r in rows}
+
     def samples(self, iteration: int) -> list[dict]:
         return [r for r in _read_rows(self.path / f"iter_{iteration}" / "samples.jsonl") if "chunk_done" not in r]
 
@@ -105,10 +109,8 @@ def table(runs: list[Run]) -> list[dict]:
     return list(rows.values())
 
 
-def paired_tests(runs: list[Run]) -> list[dict]:
-    """McNemar's exact test between every two columns of a (dataset, model) row, final iterates,
-    on the questions both evaluated; the base is iteration 0."""
-    out = []
+def _columns(runs: list[Run]) -> dict[tuple, dict[str, tuple[Run, int]]]:
+    """(dataset, model) -> column -> (run, iteration compared): final iterates; the base is iteration 0."""
     groups: dict[tuple, dict[str, tuple[Run, int]]] = {}
     for run in runs:
         g = groups.setdefault(run.key, {})
@@ -116,7 +118,14 @@ def paired_tests(runs: list[Run]) -> list[dict]:
             g.setdefault("none", (run, 0))
         if run.sampler != "none":
             g[run.sampler] = (run, run.final["iteration"])
-    for key, g in groups.items():
+    return groups
+
+
+def paired_tests(runs: list[Run]) -> list[dict]:
+    """McNemar's exact test between every two columns of a (dataset, model) row, final iterates,
+    on the questions both evaluated; the base is iteration 0."""
+    out = []
+    for key, g in _columns(runs).items():
         names = [c for c in COLUMNS if c in g]
         for i, a in enumerate(names):
             for b in names[i + 1:]:
@@ -127,6 +136,54 @@ def paired_tests(runs: list[Run]) -> list[dict]:
                 t = mcnemar([pa[q] for q in common], [pb[q] for q in common])
                 out.append({"dataset": key[0], "model": key[1], "a": a, "b": b, **t})
     return out
+
+
+def length_tests(runs: list[Run]) -> list[dict]:
+    """Is one column's test-time rationale shorter than another's? Per question, the tokens each
+    final iterate wrote on the same test question (answer line included), compared with the
+    Wilcoxon signed-rank test (scipy); columns evaluated with direct answers are left out."""
+    from scipy.stats import wilcoxon
+
+    out = []
+    for key, g in _columns(runs).items():
+        names = [c for c in COLUMNS if c in g and g[c][0].metrics[-1 if c != "none" else 0].get("eval_mode", "cot") == "cot"]
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                la, lb = g[a][0].output_tokens(g[a][1]), g[b][0].output_tokens(g[b][1])
+                common = sorted(la.keys() & lb.keys())
+                if len(common) < 10:
+                    continue
+                x, y = [la[q] for q in common], [lb[q] for q in common]
+                diffs = [v - u for u, v in zip(x, y)]
+                p = float(wilcoxon(x, y).pvalue) if any(diffs) else 1.0
+                out.append({"dataset": key[0], "model": key[1], "a": a, "b": b, "n": len(common),
+                            "mean_a": sum(x) / len(x), "mean_b": sum(y) / len(y),
+                            "median_diff": float(sorted(diffs)[len(diffs) // 2]), "p_value": p})
+    return out
+
+
+def cost_rows(runs: list[Run]) -> list[dict]:
+    """Per (dataset, model) and column: what the final iterate writes at test time, what its
+    training rationales were, and what its E-steps cost in total."""
+    rows = []
+    for key, g in _columns(runs).items():
+        for c in COLUMNS:
+            if c not in g:
+                continue
+            run, it = g[c]
+            ms = [m for m in run.metrics if m["iteration"] <= it]
+            m = ms[-1]
+            sampled = sum(x.get("sampled_tokens") or 0 for x in ms)
+            accepted = sum(x.get("accepted") or 0 for x in ms)
+            rows.append({"dataset": key[0], "model": key[1], "column": c, "iteration": it,
+                         "eval_mode": m.get("eval_mode", "cot"), "test_rationale_tokens": m.get("eval_mean_rationale_tokens"),
+                         "parse_rate": m.get("eval_parse_rate"), "train_rationale_tokens": m.get("mean_rationale_tokens"),
+                         "accepted_total": accepted if c not in ("none", "direct") else None,
+                         "sampled_tokens_total": sampled if c not in ("none", "direct") else None,
+                         "sampled_per_accepted": sampled / accepted if accepted and c not in ("none", "direct") else None,
+                         "estep_seconds": sum(x.get("estep_seconds") or 0 for x in ms) or None,
+                         "train_seconds": sum(x.get("train_seconds") or 0 for x in ms) or None})
+    return rows
 
 
 def _png(fig) -> bytes:
@@ -143,28 +200,46 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
 
     figs: dict[str, bytes] = {}
     trained = [r for r in runs if r.sampler not in ("none",)]
+    keys = sorted({r.key for r in runs})
+
+    def facets():
+        """One panel per (dataset, model) row of the table, so a study's runs stay readable."""
+        n = len(keys)
+        cols = min(n, 3)
+        rows_ = (n + cols - 1) // cols
+        fig, axes = plt.subplots(rows_, cols, figsize=(6 * cols, 4 * rows_), squeeze=False)
+        for ax in axes.flat[n:]:
+            ax.set_visible(False)
+        panel = {k: axes.flat[i] for i, k in enumerate(keys)}
+        for k, ax in panel.items():
+            ax.set_title(f"{k[1]} · {k[0]}", fontsize=10)
+        return fig, panel
 
     def line_plot(name, ykey, ylabel, xkey="iteration"):
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, panel = facets()
         for r in trained:
+            ax = panel[r.key]
             pts = [(m.get(xkey), m.get(ykey)) for m in r.metrics if m.get(ykey) is not None and m.get(xkey) is not None]
             if pts:
                 xs, ys = zip(*pts)
-                label = f"{r.name}: {r.label}"
+                label = r.label if len(keys) > 1 else f"{r.name}: {r.label}"
                 if ykey == "eval_accuracy":  # with the 95% interval
                     ms = [m for m in r.metrics if m.get(xkey) is not None]
                     err = [[m["eval_accuracy"] - m["eval_ci_low"] for m in ms], [m["eval_ci_high"] - m["eval_accuracy"] for m in ms]]
                     ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
                 else:
                     ax.plot(xs, ys, marker="o", label=label)
-        if xkey == "iteration":
-            from matplotlib.ticker import MaxNLocator
+        for ax in panel.values():
+            if xkey == "iteration":
+                from matplotlib.ticker import MaxNLocator
 
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel(xkey.replace("_", " "))
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel(xkey.replace("_", " "))
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+        fig.tight_layout()
         figs[name] = _png(fig)
         plt.close(fig)
 
@@ -176,20 +251,60 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
             total += m.get("sampled_tokens") or 0
             m["cumulative_sampled_tokens"] = total
     line_plot("accuracy_vs_sampled_tokens.png", "eval_accuracy", "test accuracy", xkey="cumulative_sampled_tokens")
-    fig, ax = plt.subplots(figsize=(6, 4))
+    def hists(series: list[tuple[tuple, str, list[int]]], **kw):
+        """Histograms on bins shared within a panel, so the series can be compared bar by bar."""
+        top = {}
+        for key, _, xs in series:
+            top[key] = max(top.get(key, 1), max(xs))
+        for key, label, xs in series:
+            edges = [top[key] * i / 30 for i in range(31)]
+            panel[key].hist(xs, bins=edges, alpha=0.45, label=label, **kw)
+
+    fig, panel = facets()
+    series = []
     for r in trained:
         lengths = [s["tokens"] for m in r.metrics if m["iteration"] > 0 for s in r.samples(m["iteration"]) if s["accepted"]]
         if lengths:
-            ax.hist(lengths, bins=30, alpha=0.5, label=f"{r.name}: {r.label} (n={len(lengths)})")
-    ax.set_xlabel("accepted rationale length (tokens)")
-    ax.set_ylabel("samples")
-    ax.legend(fontsize=7)
+            label = r.label if len(keys) > 1 else f"{r.name}: {r.label}"
+            series.append((r.key, f"{label} (n={len(lengths)})", lengths))
+    hists(series)
+    for ax in panel.values():
+        ax.set_xlabel("accepted rationale length (tokens)")
+        ax.set_ylabel("samples")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
     figs["rationale_length.png"] = _png(fig)
+    plt.close(fig)
+    # test-time rationale length of each column's final iterate (what "shorter rationales" means)
+    fig, panel = facets()
+    series = []
+    for key, g in _columns(runs).items():
+        for c in COLUMNS:
+            if c in g and c != "direct":
+                run, it = g[c]
+                lengths = list(run.output_tokens(it).values())
+                if lengths:
+                    label = TITLES[c] if c != "rejection" else run.label
+                    series.append((key, f"{label} it {it} (mean {sum(lengths) / len(lengths):.0f})", lengths))
+    hists(series)
+    for ax in panel.values():
+        ax.set_xlabel("test-time output length (tokens)")
+        ax.set_ylabel("questions")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    figs["test_rationale_length.png"] = _png(fig)
     plt.close(fig)
     return figs
 
 
-def markdown(rows: list[dict], tests: list[dict], runs: list[Run]) -> str:
+def _f(v, fmt: str) -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[dict] | None = None,
+             ltests: list[dict] | None = None) -> str:
     cols = [c for c in COLUMNS if any(c in r for r in rows)]
     lines = ["| dataset | model | " + " | ".join(TITLES[c] for c in cols) + " |",
              "|---|---|" + "---|" * len(cols)]
@@ -201,6 +316,23 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run]) -> str:
     for t in tests:
         lines.append(f"| {t['dataset']} | {t['model']} | {t['a']} | {t['b']} | {t['only_a']} | {t['only_b']} | "
                      f"{t['diff']:+.3f} [{t['diff_ci_low']:+.3f}, {t['diff_ci_high']:+.3f}] | {t['p_value']:.3g} |")
+    if costs:
+        lines += ["", "Rationale length and E-step cost (each column's compared iterate; sampled tokens summed over its E-steps):", "",
+                  "| dataset | model | column | it | test output tokens (mean) | parse rate | accepted rationale tokens | "
+                  "accepted (all E-steps) | sampled tokens | sampled / accepted | E-step s | M-step s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for c in costs:
+            lines.append(f"| {c['dataset']} | {c['model']} | {TITLES[c['column']]} | {c['iteration']} | "
+                         f"{_f(c['test_rationale_tokens'], '.1f')}{' (direct)' if c['eval_mode'] == 'direct' else ''} | "
+                         f"{_f(c['parse_rate'], '.2f')} | {_f(c['train_rationale_tokens'], '.1f')} | {_f(c['accepted_total'], 'd')} | "
+                         f"{_f(c['sampled_tokens_total'], 'd')} | {_f(c['sampled_per_accepted'], '.1f')} | "
+                         f"{_f(c['estep_seconds'], '.0f')} | {_f(c['train_seconds'], '.0f')} |")
+    if ltests:
+        lines += ["", "Test-time output length, paired by question (Wilcoxon signed-rank; median of b − a in tokens):", "",
+                  "| dataset | model | a | b | n | mean a | mean b | median b − a | p |", "|---|---|---|---|---|---|---|---|---|"]
+        for t in ltests:
+            lines.append(f"| {t['dataset']} | {t['model']} | {t['a']} | {t['b']} | {t['n']} | {t['mean_a']:.1f} | "
+                         f"{t['mean_b']:.1f} | {t['median_diff']:+.0f} | {t['p_value']:.3g} |")
     lines += ["", "Per iteration:", "", "| run | iter | accept rate | tokens / accepted | rationale tokens | train loss | accuracy [95% CI] | parse rate |",
               "|---|---|---|---|---|---|---|---|"]
     for run in runs:
@@ -284,8 +416,10 @@ def report(paths: list[str], out: Path) -> dict:
     runs = find_runs(paths)
     rows = table(runs)
     tests = paired_tests(runs)
+    costs = cost_rows(runs)
+    ltests = length_tests(runs)
     figs = plots(runs)
-    md = markdown(rows, tests, runs)
+    md = markdown(rows, tests, runs, costs, ltests)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "table.md", md)
     buf = io.StringIO()
@@ -295,6 +429,8 @@ def report(paths: list[str], out: Path) -> dict:
         w.writerow([r["dataset"], r["model"]] + [v for c in COLUMNS for v in (r[c] if c in r else ("",) * 5)])
     atomic_write_text(out / "table.csv", buf.getvalue())
     atomic_write_text(out / "paired_tests.json", json.dumps(tests, indent=2) + "\n")
+    atomic_write_text(out / "length_tests.json", json.dumps(ltests, indent=2) + "\n")
+    atomic_write_text(out / "costs.json", json.dumps(costs, indent=2) + "\n")
     for name, png in figs.items():
         (out / name).write_bytes(png)
     atomic_write_text(out / "report.html", html_report(md, figs, runs))

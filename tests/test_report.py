@@ -32,3 +32,39 @@ def test_report_table_tests_plots_html(tiny_llama, data_dir, tmp_path, monkeypat
 def test_report_errors_on_nothing(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "no finished run" in capsys.readouterr().err
+
+
+def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=()):
+    """A run directory as the loop writes it, with chosen test-time output lengths."""
+    d = root / sampler
+    its = list(range(len(sampled) + 1))
+    (d / f"iter_{its[-1]}" / "eval").mkdir(parents=True)
+    (d / "run.json").write_text(json.dumps({"config": {"sampler": {"name": sampler, "k": 4},
+                                                      "data": {"dataset": "arc_easy"}, "model": {"name": "m"}}}))
+    metrics = []
+    for it in its:
+        m = {"iteration": it, "eval_accuracy": 0.5, "eval_ci_low": 0.3, "eval_ci_high": 0.7, "eval_n": len(lengths),
+             "eval_parse_rate": 1.0, "eval_mean_rationale_tokens": sum(lengths) / len(lengths), "eval_mode": "cot"}
+        if it:
+            m.update(sampled_tokens=sampled[it - 1], accepted=accepted[it - 1], mean_rationale_tokens=30.0,
+                     estep_seconds=10.0, train_seconds=20.0)
+        metrics.append(m)
+    (d / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+    rows = [{"id": f"q{i}", "tokens": n, "correct": c} for i, (n, c) in enumerate(zip(lengths, correct))]
+    (d / f"iter_{its[-1]}" / "eval" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_length_tests_and_costs(tmp_path):
+    from emreason.report import cost_rows, find_runs, length_tests
+
+    base = [40 + (i * 7) % 23 for i in range(30)]
+    _fake_run(tmp_path, "star", base, [i % 2 == 0 for i in range(30)], sampled=(1000, 600), accepted=(10, 20))
+    _fake_run(tmp_path, "pps", [n - 5 - i % 3 for i, n in enumerate(base)], [i % 3 == 0 for i in range(30)],
+              sampled=(500, 400), accepted=(10, 15))
+    runs = find_runs([str(tmp_path)])
+    (t,) = [t for t in length_tests(runs) if (t["a"], t["b"]) == ("star", "pps")]
+    assert t["n"] == 30 and t["median_diff"] == -6 and t["p_value"] < 1e-4 and t["mean_b"] < t["mean_a"]
+    costs = {c["column"]: c for c in cost_rows(runs)}
+    assert costs["star"]["sampled_tokens_total"] == 1600 and costs["star"]["sampled_per_accepted"] == 1600 / 30
+    assert costs["pps"]["accepted_total"] == 25 and costs["pps"]["estep_seconds"] == 20.0
+    assert costs["none"]["sampled_tokens_total"] is None  # the base column has no E-step
