@@ -3,6 +3,9 @@ samples (a committed run's train.jsonl), the same model, LoRA settings, batch si
 learning rate. Trained tokens/s = (prompt + completion tokens) x epochs / wall time of train().
 
     .venv/bin/python benchmarks/mstep_throughput.py --rows results/issue3-smollm2-arc_easy/pps/iter_2/train.jsonl.gz --limit 48
+
+`--full-logits` also times emreason's trainer with the vocabulary projection at every position (as
+before the prompt positions were skipped), after the trimmed run.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def main() -> None:
     ap.add_argument("--rows", default="results/issue3-smollm2-arc_easy/pps/iter_2/train.jsonl.gz")
     ap.add_argument("--limit", type=int, default=48)
     ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--full-logits", action="store_true")
     args = ap.parse_args()
     rows = read_rows(args.rows, args.limit)
     model_cfg = ModelConfig(name=args.model)
@@ -64,6 +68,12 @@ def main() -> None:
         # TRL first: whichever runs first pays the process's warm-up (oneDNN kernels, allocator).
         trl_s, trl_tokens, trl_loss = trl_sft(rows, model_cfg, cfg, Path(tmp) / "trl")
         _, _, ours = train(rows, model_cfg, cfg, Path(tmp) / "ours", seed=0, device="cpu", quiet=True)
+        full = None
+        if args.full_logits:
+            import emreason.train as T
+
+            T._takes_logits_to_keep = lambda model: False
+            _, _, full = train(rows, model_cfg, cfg, Path(tmp) / "full", seed=0, device="cpu", quiet=True)
     ours_tps = ours["train_tokens"] / ours["train_seconds"]
     trl_tps = trl_tokens / trl_s
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {torch.get_num_threads()}")
@@ -74,6 +84,10 @@ def main() -> None:
     print(f"| TRL SFTTrainer (defaults: gradient checkpointing, no packing) | {trl_tokens} | {trl_s:.1f} | {trl_tps:.1f} | {trl_loss:.3f} | 1.00x |")
     print(f"| emreason train (length-grouped batches, no checkpointing) | {ours['train_tokens']} | {ours['train_seconds']:.1f} | "
           f"{ours_tps:.1f} | {ours['train_loss']:.3f} | {ours_tps / trl_tps:.2f}x |")
+    if full:
+        full_tps = full["train_tokens"] / full["train_seconds"]
+        print(f"| emreason train, logits at every position | {full['train_tokens']} | {full['train_seconds']:.1f} | "
+              f"{full_tps:.1f} | {full['train_loss']:.3f} | {full_tps / trl_tps:.2f}x |")
 
 
 if __name__ == "__main__":
