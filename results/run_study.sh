@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The comparison study on this 2-core machine: configs/paper.yaml's cells in order of importance,
+# one at a time (each uses both cores). Re-run to resume: finished cells are skipped, an interrupted
+# one continues from its last finished E-step chunk or phase. After each group the finished evidence
+# is copied into results/paper (no weights) and the report regenerated; commit them by hand.
+#   nohup results/run_study.sh > runs/study.log 2>&1 &
+set -euo pipefail
+cd "$(dirname "$0")/.."
+groups=(
+  '^smollm2-135m-arc_easy-'                          # a complete row quickly (Llama family)
+  '^qwen2.5-coder-1.5b-arc_easy-(none|pps)-'         # the model that reasons: the issue's priority
+  '^qwen2.5-coder-1.5b-arc_easy-star-'
+  '^qwen2.5-coder-1.5b-arc_easy-rejection-'
+  '^qwen2.5-coder-1.5b-arc_easy-direct-'
+  '^qwen2.5-coder-1.5b-arc_challenge-(none|pps)-'
+  '^qwen2.5-coder-1.5b-arc_challenge-(star|rejection|direct)-'
+  '^smollm2-135m-(arc_challenge|openbookqa|mmlu)-'
+  '^qwen2.5-coder-0.5b-'
+  '^qwen2.5-coder-1.5b-(openbookqa|mmlu)-'
+)
+for only in "${groups[@]}"; do
+  echo "[study] $(date -u +%FT%TZ) group $only"
+  bin/emreason run configs/paper.yaml --out runs/paper --only "$only"
+  results/collect.sh runs/paper results/paper
+  bin/emreason report results/paper --out results/paper/report > /dev/null
+done
