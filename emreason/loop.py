@@ -251,11 +251,17 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
     chunks = [shown[i:i + size] for i in range(0, len(shown), size)]
     if done:
         _log(f"iteration {k}: resuming the E-step after {len(done)} of {len(chunks)} chunks")
+    # Each chunk's marker holds the seconds since the previous commit, so a resumed E-step still
+    # reports the time of all its chunks (the time lost to an interruption is not counted).
+    earlier = sum(r.get("seconds") or 0 for r in read_jsonl(log) if "chunk_done" in r) if done else 0.0
     start = time.perf_counter()
+    last = [start]
     with tqdm(total=len(shown), initial=sum(len(chunks[c]) for c in done if c < len(chunks)), unit="q",
               desc=f"iter {k}/{cfg.iterations} E-step {cfg.sampler.name}", file=sys.stderr, disable=quiet) as bar:
         def commit(c: int, new: list[dict]) -> None:
-            append_jsonl(log, new + [{"chunk_done": c, "questions": len(chunks[c])}])
+            now = time.perf_counter()
+            append_jsonl(log, new + [{"chunk_done": c, "questions": len(chunks[c]), "seconds": round(now - last[0], 2)}])
+            last[0] = now
             records.extend(new)
             bar.update(len(chunks[c]))
 
@@ -272,7 +278,7 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
             backend.batch_size = cfg.generation.batch_size
             commit(c, sample_chunk(backend, chunk, cfg.sampler, cfg.generation, cfg.prompts, cfg.data.seed, k, c))
     summary = estep_summary(records, len(shown))
-    summary["estep_seconds"] = round(time.perf_counter() - start, 2)
+    summary["estep_seconds"] = round(earlier + time.perf_counter() - start, 2)
     write_json(summary_path, summary)
     return records
 

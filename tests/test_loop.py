@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -16,7 +17,7 @@ from emreason.backends.hf import HFBackend
 from emreason.cli import main
 from emreason.config import RunConfig
 from emreason.errors import EmreasonError
-from emreason.store import read_jsonl
+from emreason.store import read_json, read_jsonl
 
 RATIONALE = "Plants need light to make their food, so the other choices cannot be right here at all."
 
@@ -113,6 +114,7 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_llama, data_dir, tmp_pa
         calls["n"] += 1
         if calls["n"] == 4:  # die in the middle of iteration 1's E-step (after 2 of 3 chunks)
             raise KeyboardInterrupt
+        time.sleep(0.3)  # time spent before the interruption, which the E-step's seconds must keep
         return scripted_generate(self, prompts, params, progress)
 
     c = cfg(tiny_llama, sampler={"name": "rejection", "k": 2}, iterations=1)
@@ -131,6 +133,9 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_llama, data_dir, tmp_pa
     a = [s for s in read_jsonl(tmp_path / "clean" / "iter_1" / "samples.jsonl") if "chunk_done" not in s]
     b = [s for s in read_jsonl(tmp_path / "resumed" / "iter_1" / "samples.jsonl") if "chunk_done" not in s]
     assert sorted(map(json.dumps, a)) == sorted(map(json.dumps, b))
+    markers = [s for s in read_jsonl(tmp_path / "resumed" / "iter_1" / "samples.jsonl") if "chunk_done" in s]
+    seconds = read_json(tmp_path / "resumed" / "iter_1" / "estep.json")["estep_seconds"]
+    assert seconds >= 0.5 and abs(seconds - sum(m["seconds"] for m in markers)) < 0.2
 
 
 def test_resume_refuses_a_different_config(tiny_llama, data_dir, tmp_path, scripted):
