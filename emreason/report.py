@@ -346,16 +346,38 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
     return "\n".join(lines) + "\n"
 
 
-def _questions(run: Run) -> dict[str, dict]:
-    """Question texts for the sample browser (from the local data, when it is there)."""
+def _questions(run: Run, split: str = "train") -> dict[str, dict]:
+    """Question texts for the browsers (from the local data, when it is there)."""
     from . import data
 
     d = run.config["data"]
     try:
-        return {e.id: {"q": e.question, "choices": dict(e.choices)} for e in
-                data.load(d["dataset"], d["train_split"], d.get("data_dir"), d.get("train_size"), d["seed"])}
-    except EmreasonError:
+        if split == "train":
+            loaded = data.load(d["dataset"], d["train_split"], d.get("data_dir"), d.get("train_size"), d["seed"])
+        else:
+            loaded = data.load(d["dataset"], d["eval_split"], d.get("data_dir"), d.get("eval_size"), d.get("eval_subset_seed"))
+        return {e.id: {"q": e.question, "choices": dict(e.choices)} for e in loaded}
+    except (EmreasonError, KeyError):
         return {}
+
+
+def _test_answers(runs: list[Run], max_questions: int) -> list[dict]:
+    """For the browser: each column's test-time output on the same questions, side by side."""
+    out = []
+    for key, g in _columns(runs).items():
+        cols = [c for c in COLUMNS if c in g]
+        preds = {c: {r["id"]: r for r in _read_rows(g[c][0].path / f"iter_{g[c][1]}" / "eval" / "predictions.jsonl")} for c in cols}
+        qs = _questions(g[cols[0]][0], "eval") if cols else {}
+        ids = [q for q in preds[cols[0]] if all(q in preds[c] for c in cols)][:max_questions] if cols else []
+        for qid in ids:
+            q = qs.get(qid, {})
+            out.append({"run": f"test answers · {key[1]} · {key[0]}", "iter": "final", "id": qid, "q": q.get("q", ""),
+                        "choices": [f"{l}) {t}" for l, t in q.get("choices", {}).items()],
+                        "samples": [{"stage": f"{TITLES[c]} (it {g[c][1]})", "hinted": False, "accepted": bool(preds[c][qid]["correct"]),
+                                     "verdict": "correct" if preds[c][qid]["correct"] else ("wrong" if preds[c][qid].get("pred") else "no answer"),
+                                     "pred": preds[c][qid].get("pred"), "gold": preds[c][qid].get("gold"),
+                                     "tokens": preds[c][qid].get("tokens"), "text": preds[c][qid].get("output", "")} for c in cols]})
+    return out
 
 
 def html_report(md: str, figs: dict[str, bytes], runs: list[Run], max_questions: int = 60) -> str:
@@ -374,8 +396,10 @@ def html_report(md: str, figs: dict[str, bytes], runs: list[Run], max_questions:
                 q = qs.get(qid, {})
                 browser.append({"run": run.name, "iter": m["iteration"], "id": qid, "q": q.get("q", ""),
                                 "choices": [f"{chr(65 + i)}) {q.get('choices', {}).get(l, l)}" for i, l in enumerate(by_q[qid][0]["choices"])],
-                                "samples": [{k: s[k] for k in ("stage", "hinted", "accepted", "reject", "pred", "gold", "tokens", "text")}
+                                "samples": [{**{k: s[k] for k in ("stage", "hinted", "accepted", "pred", "gold", "tokens", "text")},
+                                             "verdict": "accepted" if s["accepted"] else f"rejected: {s['reject']}"}
                                             for s in by_q[qid]]})
+    browser = _test_answers(runs, max_questions) + browser
     imgs = "".join(f'<figure><img alt="{n}" src="data:image/png;base64,{base64.b64encode(b).decode()}"><figcaption>{n}</figcaption></figure>'
                    for n, b in figs.items())
     data_json = json.dumps(browser).replace("</", "<\\/")
@@ -386,10 +410,11 @@ td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px}}figure{{display:inl
 .s{{border-left:4px solid #bbb;margin:.4em 0;padding:.3em .6em;white-space:pre-wrap;font:12px monospace}}.ok{{border-color:#2a2}}.no{{border-color:#c33}}
 .h{{background:#fff8e0}}select,input{{margin-right:1em}}</style></head><body>
 <h1>emreason report</h1><div id="md"></div><h2>Plots</h2>{imgs}
-<h2>Sample browser</h2><p>Every E-step attempt for the first {max_questions} questions of each iteration: green accepted, red rejected
-(reason shown), yellow background hinted.</p>
-<label>run <select id="run"></select></label><label>filter <select id="f"><option value="all">all</option><option value="acc">accepted</option>
-<option value="rej">rejected</option><option value="hint">hinted</option></select></label><label>search <input id="q"></label>
+<h2>Sample browser</h2><p>"test answers": every column's final model on the same first {max_questions} test questions, side by
+side (green correct, red not). The runs: every E-step attempt for the first {max_questions} questions of each iteration, green
+accepted, red rejected (reason shown), yellow background hinted.</p>
+<label>run <select id="run"></select></label><label>filter <select id="f"><option value="all">all</option><option value="acc">accepted / correct</option>
+<option value="rej">rejected / wrong</option><option value="hint">hinted</option></select></label><label>search <input id="q"></label>
 <div id="out"></div>
 <script>
 const MD={md_json};const D={data_json};
@@ -405,8 +430,8 @@ function show(){{const f=document.getElementById("f").value,q=document.getElemen
   const ss=d.samples.filter(s=>f==="all"||(f==="acc"&&s.accepted)||(f==="rej"&&!s.accepted)||(f==="hint"&&s.hinted));
   if(!ss.length||(q&&!(d.q+JSON.stringify(ss)).toLowerCase().includes(q)))continue;
   h+="<h3>"+esc(d.id)+"</h3><p>"+esc(d.q)+"<br>"+d.choices.map(esc).join("<br>")+"</p>";
-  for(const s of ss)h+="<div class='s "+(s.accepted?"ok":"no")+(s.hinted?" h":"")+"'><b>"+esc(s.stage)+" · pred "+esc(s.pred)+" · gold "+esc(s.gold)+
-   " · "+s.tokens+" tokens"+(s.accepted?" · accepted":" · rejected: "+esc(s.reject))+"</b>\\n"+esc(s.text)+"</div>";}}
+  for(const s of ss)h+="<div class='s "+(s.accepted?"ok":"no")+(s.hinted?" h":"")+"'><b>"+esc(s.stage)+" · pred "+esc(s.pred??"none")+" · gold "+esc(s.gold)+
+   " · "+s.tokens+" tokens · "+esc(s.verdict)+"</b>\\n"+esc(s.text)+"</div>";}}
  document.getElementById("out").innerHTML=h||"<p>no samples</p>";}}
 ["run","f","q"].forEach(i=>document.getElementById(i).addEventListener("input",show));show();
 </script></body></html>"""

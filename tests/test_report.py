@@ -27,6 +27,7 @@ def test_report_table_tests_plots_html(tiny_llama, data_dir, tmp_path, monkeypat
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "http" not in page.split("<body>")[1].split("<script>")[0]
     assert '"accepted": true' in page and "Plants need light" in page  # the sample browser holds the rationales
+    assert '"run": "test answers' in page and '"verdict": "correct"' in page  # and every column's test answers
 
 
 def test_report_errors_on_nothing(tmp_path, capsys):
