@@ -97,28 +97,29 @@ def _fmt(acc: float, lo: float, hi: float) -> str:
 
 def table(runs: list[Run]) -> list[dict]:
     """One row per (dataset, model): each column's final-iteration accuracy with its interval."""
-    rows: dict[tuple, dict] = {}
-    for run in runs:
-        row = rows.setdefault(run.key, {"dataset": run.key[0], "model": run.key[1]})
-        base = run.metrics[0] if run.metrics[0]["iteration"] == 0 else None
-        if base is not None and "none" not in row:
-            row["none"] = (base["eval_accuracy"], base["eval_ci_low"], base["eval_ci_high"], base["eval_n"], 0)
-        if run.sampler != "none":
-            f = run.final
-            row[run.sampler] = (f["eval_accuracy"], f["eval_ci_low"], f["eval_ci_high"], f["eval_n"], f["iteration"])
-    return list(rows.values())
+    rows = []
+    for key, g in _columns(runs).items():
+        row = {"dataset": key[0], "model": key[1]}
+        for c, (run, it) in g.items():
+            m = next(x for x in run.metrics if x["iteration"] == it)
+            row[c] = (m["eval_accuracy"], m["eval_ci_low"], m["eval_ci_high"], m["eval_n"], it)
+        rows.append(row)
+    return rows
 
 
 def _columns(runs: list[Run]) -> dict[tuple, dict[str, tuple[Run, int]]]:
     """(dataset, model) -> column -> (run, iteration compared): final iterates; the base is iteration 0."""
     groups: dict[tuple, dict[str, tuple[Run, int]]] = {}
-    for run in runs:
+    # The base column is the untrained model's zero-shot CoT evaluation: the `none` run's, else any
+    # run's iteration 0 evaluated with rationales (a `direct` run's iteration 0 answers directly).
+    for run in sorted(runs, key=lambda r: r.sampler != "none"):
         g = groups.setdefault(run.key, {})
-        if run.metrics[0]["iteration"] == 0:
+        m0 = run.metrics[0]
+        if m0["iteration"] == 0 and m0.get("eval_mode", "cot") == "cot":
             g.setdefault("none", (run, 0))
         if run.sampler != "none":
             g[run.sampler] = (run, run.final["iteration"])
-    return groups
+    return {k: {c: g[c] for c in COLUMNS if c in g} for k, g in groups.items()}
 
 
 def paired_tests(runs: list[Run]) -> list[dict]:

@@ -35,7 +35,7 @@ def test_report_errors_on_nothing(tmp_path, capsys):
     assert "no finished run" in capsys.readouterr().err
 
 
-def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=()):
+def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=(), mode="cot", acc=0.5):
     """A run directory as the loop writes it, with chosen test-time output lengths."""
     d = root / sampler
     its = list(range(len(sampled) + 1))
@@ -44,8 +44,8 @@ def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=()):
                                                       "data": {"dataset": "arc_easy"}, "model": {"name": "m"}}}))
     metrics = []
     for it in its:
-        m = {"iteration": it, "eval_accuracy": 0.5, "eval_ci_low": 0.3, "eval_ci_high": 0.7, "eval_n": len(lengths),
-             "eval_parse_rate": 1.0, "eval_mean_rationale_tokens": sum(lengths) / len(lengths), "eval_mode": "cot"}
+        m = {"iteration": it, "eval_accuracy": acc, "eval_ci_low": 0.3, "eval_ci_high": 0.7, "eval_n": len(lengths),
+             "eval_parse_rate": 1.0, "eval_mean_rationale_tokens": sum(lengths) / len(lengths), "eval_mode": mode}
         if it:
             m.update(sampled_tokens=sampled[it - 1], accepted=accepted[it - 1], mean_rationale_tokens=30.0,
                      estep_seconds=10.0, train_seconds=20.0)
@@ -69,3 +69,14 @@ def test_length_tests_and_costs(tmp_path):
     assert costs["star"]["sampled_tokens_total"] == 1600 and costs["star"]["sampled_per_accepted"] == 1600 / 30
     assert costs["pps"]["accepted_total"] == 25 and costs["pps"]["estep_seconds"] == 20.0
     assert costs["none"]["sampled_tokens_total"] is None  # the base column has no E-step
+
+
+def test_base_column_is_the_zero_shot_cot_evaluation(tmp_path):
+    """A `direct` run's iteration 0 answers without a rationale: it must not stand in for the base
+    column, although its directory sorts first."""
+    from emreason.report import find_runs, table
+
+    _fake_run(tmp_path, "direct", [1] * 12, [True] * 12, sampled=(0,), accepted=(0,), mode="direct", acc=0.26)
+    _fake_run(tmp_path, "none", [50] * 12, [False] * 12, acc=0.157)
+    (row,) = table(find_runs([str(tmp_path)]))
+    assert row["none"][0] == 0.157 and row["direct"][0] == 0.26
