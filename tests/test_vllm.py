@@ -117,6 +117,18 @@ def test_requests_seeds_stops_and_adapters(fake_vllm, tiny_llama, tmp_path):
         -1.0 * len(backend.tok(" The answer is (B)", add_special_tokens=False)["input_ids"]))
 
 
+def test_cpu_build_without_sleep_mode(fake_vllm, tiny_llama):
+    """vLLM's CPU build has no sleep mode: with enable_sleep_mode false the M-step leaves it awake."""
+    from emreason.backends import open_backend
+    from emreason.config import BackendConfig, ModelConfig
+
+    backend = open_backend(BackendConfig(name="vllm", engine_args={"enable_sleep_mode": False}),
+                           ModelConfig(name=str(tiny_llama)), batch_size=8)
+    backend.sleep()
+    backend.generate([backend.chat("q")], SamplingParams(n=1, temperature=0, max_new_tokens=4))
+    assert fake_vllm.instances[0].log == [] and not fake_vllm.instances[0].kwargs["enable_sleep_mode"]
+
+
 def test_missing_vllm_names_the_extra(monkeypatch, tiny_llama):
     from emreason.backends import open_backend
     from emreason.config import BackendConfig, ModelConfig

@@ -49,6 +49,7 @@ class VLLMBackend:
                     trust_remote_code=self.model_cfg.trust_remote_code, seed=self.seed, enable_lora=True,
                     max_lora_rank=64, enable_sleep_mode=True, gpu_memory_utilization=0.5)
         args.update(self.engine_args)
+        self.can_sleep = bool(args["enable_sleep_mode"])  # vLLM's CPU build has no sleep mode
         return LLM(model=path, **args)
 
     def set_iterate(self, source: Path | None) -> None:
@@ -70,7 +71,7 @@ class VLLMBackend:
 
     def sleep(self) -> None:
         """Free the GPU for the M-step (weights to CPU memory, KV cache dropped)."""
-        if not self.asleep:
+        if not self.asleep and self.can_sleep:
             self.llm.sleep(level=1)
             self.asleep = True
 
