@@ -117,7 +117,7 @@ def _columns(runs: list[Run]) -> dict[tuple, dict[str, tuple[Run, int]]]:
         m0 = run.metrics[0]
         if m0["iteration"] == 0 and m0.get("eval_mode", "cot") == "cot":
             g.setdefault("none", (run, 0))
-        if run.sampler != "none":
+        if run.sampler != "none" and run.final["iteration"] > 0:  # a run still at iteration 0 has no column yet
             g[run.sampler] = (run, run.final["iteration"])
     return {k: {c: g[c] for c in COLUMNS if c in g} for k, g in groups.items()}
 

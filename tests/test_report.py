@@ -78,5 +78,7 @@ def test_base_column_is_the_zero_shot_cot_evaluation(tmp_path):
 
     _fake_run(tmp_path, "direct", [1] * 12, [True] * 12, sampled=(0,), accepted=(0,), mode="direct", acc=0.26)
     _fake_run(tmp_path, "none", [50] * 12, [False] * 12, acc=0.157)
+    _fake_run(tmp_path, "pps", [50] * 12, [False] * 12, acc=0.157)  # started: only its iteration 0 so far
     (row,) = table(find_runs([str(tmp_path)]))
     assert row["none"][0] == 0.157 and row["direct"][0] == 0.26
+    assert "pps" not in row  # no column until a trained iterate is evaluated
