@@ -62,7 +62,9 @@ def split_rationale(text: str, ex: Example) -> str:
 
 def reject_reason(text: str, ex: Example, hinted: bool, cfg: FilterConfig) -> str | None:
     """Why a *correct* sample must not be trained on, or None if it passes every filter."""
-    if cfg.hint_leak and hinted and HINT_LEAK_RE.search(text):
+    # Only the rationale is trained on (the answer line is rewritten), so only it can leak the hint:
+    # "Therefore, the correct answer is (B)." as the final line is an answer, not a leak.
+    if cfg.hint_leak and hinted and HINT_LEAK_RE.search(split_rationale(text, ex)):
         return "hint_leak"
     if cfg.answer_first:
         commitments = P.find_commitments(text, ex)

@@ -96,6 +96,7 @@ def test_acceptance_only_on_the_correct_answer():
     ("The answer is (B). " + GOOD, "answer_first"),
     ("Light helps plants grow and make food.\nThe answer is (B).", "too_short"),
     (f"{GOOD}\nThe answer is (B).", None),
+    (f"{GOOD}\nTherefore, the correct answer is (B).", None),  # the final answer line is rewritten, not trained
 ])
 def test_filters(text, reason):
     assert reject_reason(text, _ex(0), hinted=True, cfg=FilterConfig()) == reason
