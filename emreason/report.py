@@ -252,33 +252,31 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
             total += m.get("sampled_tokens") or 0
             m["cumulative_sampled_tokens"] = total
     line_plot("accuracy_vs_sampled_tokens.png", "eval_accuracy", "test accuracy", xkey="cumulative_sampled_tokens")
-    def hists(series: list[tuple[tuple, str, list[int]]], **kw):
+    def hists(name: str, series: list[tuple[tuple, str, list[int]]], xlabel: str, ylabel: str):
         """Histograms on bins shared within a panel, so the series can be compared bar by bar."""
+        fig, panel = facets()
         top = {}
         for key, _, xs in series:
             top[key] = max(top.get(key, 1), max(xs))
         for key, label, xs in series:
-            edges = [top[key] * i / 30 for i in range(31)]
-            panel[key].hist(xs, bins=edges, alpha=0.45, label=label, **kw)
+            panel[key].hist(xs, bins=[top[key] * i / 30 for i in range(31)], alpha=0.45, label=label)
+        for ax in panel.values():
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+        fig.tight_layout()
+        figs[name] = _png(fig)
+        plt.close(fig)
 
-    fig, panel = facets()
     series = []
     for r in trained:
         lengths = [s["tokens"] for m in r.metrics if m["iteration"] > 0 for s in r.samples(m["iteration"]) if s["accepted"]]
         if lengths:
             label = r.label if len(keys) > 1 else f"{r.name}: {r.label}"
             series.append((r.key, f"{label} (n={len(lengths)})", lengths))
-    hists(series)
-    for ax in panel.values():
-        ax.set_xlabel("accepted rationale length (tokens)")
-        ax.set_ylabel("samples")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    figs["rationale_length.png"] = _png(fig)
-    plt.close(fig)
+    hists("rationale_length.png", series, "accepted rationale length (tokens)", "samples")
     # test-time rationale length of each column's final iterate (what "shorter rationales" means)
-    fig, panel = facets()
     series = []
     for key, g in _columns(runs).items():
         for c in COLUMNS:
@@ -288,15 +286,7 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
                 if lengths:
                     label = TITLES[c] if c != "rejection" else run.label
                     series.append((key, f"{label} it {it} (mean {sum(lengths) / len(lengths):.0f})", lengths))
-    hists(series)
-    for ax in panel.values():
-        ax.set_xlabel("test-time output length (tokens)")
-        ax.set_ylabel("questions")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    figs["test_rationale_length.png"] = _png(fig)
-    plt.close(fig)
+    hists("test_rationale_length.png", series, "test-time output length (tokens)", "questions")
     return figs
 
 
