@@ -18,12 +18,11 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-import sys
 import time
 from pathlib import Path
 
 from .config import RunConfig, validate
-from .errors import EmreasonError
+from .errors import EmreasonError, note
 from .store import read_json
 
 
@@ -106,7 +105,7 @@ def run_grid(raw: dict, out: Path, source: str, quiet: bool = False, only: str |
         if is_finished(run_dir, cfg):
             statuses.append((name, "finished earlier"))
             continue
-        print(f"[emreason] grid cell {i}/{len(cells)}: {name}", file=sys.stderr, flush=True)
+        note(f"grid cell {i}/{len(cells)}: {name}")
         start = time.perf_counter()
         run(cfg, run_dir, resume=True, quiet=quiet)
         statuses.append((name, f"done in {time.perf_counter() - start:.0f} s"))

