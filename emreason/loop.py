@@ -362,7 +362,10 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
 def _shared_base_eval(cfg: RunConfig, eval_set) -> Path | None:
     """Where the untrained model's evaluation is kept for every run that shares it: a bundled
     alias (content fixed by sha256), the same backend, questions, prompts and greedy decoding give
-    the same predictions, so each sampler of a comparison need not evaluate the base model again."""
+    the same predictions, so each sampler of a comparison need not evaluate the base model again.
+    prompts.py's own bytes are in the key: it renders the prompts, decides when generation stops
+    and reads the answer, so a change there must not reuse an evaluation made under the old rules."""
+    from . import prompts
     from .models import ALIASES, cache_dir
 
     if cfg.model.name not in ALIASES or cfg.eval.temperature != 0:
@@ -370,7 +373,8 @@ def _shared_base_eval(cfg: RunConfig, eval_set) -> Path | None:
     key = {"model": cfg.model.name, "sha256": ALIASES[cfg.model.name].sha256, "dtype": cfg.model.dtype,
            "backend": cfg.backend.name, "weights": cfg.backend.engine_args.get("weights"),
            "eval": cfg.eval.model_dump(), "prompts": cfg.prompts.model_dump(),
-           "dataset": cfg.data.dataset, "split": cfg.data.eval_split, "ids": [e.id for e in eval_set]}
+           "dataset": cfg.data.dataset, "split": cfg.data.eval_split, "ids": [e.id for e in eval_set],
+           "prompts_py": hashlib.sha256(Path(prompts.__file__).read_bytes()).hexdigest()}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     return cache_dir() / "base_evals" / digest
 

@@ -194,3 +194,21 @@ def test_export_adapter_and_merged(tiny_llama, data_dir, tmp_path, scripted):
     card = (tmp_path / "merged" / "README.md").read_text()
     assert "pps" in card and "| 1 |" in card and "merged model" in card
     assert main(["export", str(run_dir), "--out", str(tmp_path / "merged")]) == 2  # never overwrites
+
+
+def test_the_base_evaluation_is_shared_only_under_the_same_answer_rules(tmp_path, monkeypatch):
+    """Samplers of one comparison share the base model's evaluation; editing prompts.py (how
+    prompts render, when generation stops, how answers are read) must not reuse an old one."""
+    from types import SimpleNamespace
+
+    from emreason import prompts
+
+    questions = [SimpleNamespace(id=i) for i in ("q1", "q2")]
+    base = loop._shared_base_eval(cfg("smollm2-135m", sampler={"name": "star"}), questions)
+    assert base == loop._shared_base_eval(cfg("smollm2-135m", sampler={"name": "pps"}), questions)
+    assert base != loop._shared_base_eval(cfg("smollm2-135m", prompts={"cot_prefix": "Hmm."}), questions)
+    assert base != loop._shared_base_eval(cfg("smollm2-135m"), questions[:1])
+    edited = tmp_path / "prompts.py"
+    edited.write_text(open(prompts.__file__).read() + "\n# a changed answer rule\n")
+    monkeypatch.setattr(prompts, "__file__", str(edited))
+    assert base != loop._shared_base_eval(cfg("smollm2-135m", sampler={"name": "star"}), questions)

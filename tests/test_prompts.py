@@ -27,6 +27,13 @@ NUM = Example("n", "Pick", (("1", "red"), ("2", "green"), ("3", "blue"), ("4", "
     ("I am not sure.", None),
     ("", None),
     ("The answer is (A)\nThe answer is (B)\nThe answer is (C)\nThe answer is (D)", None),
+    # an enumeration header is not a commitment (Qwen2.5-1.5B writes these before every option)
+    ("Now, let's analyze each option:\n\n(A)", None),
+    ("Let's look at each answer choice:\n(B) sand is not food.\nThe answer is (A).", "A"),
+    ("Let's check each option:\n\nOption C: noise.", None),
+    ("Each answer:\nsunlight gives energy.", None),
+    ("The correct answer is:\n\n(A) sunlight", "A"),
+    ("The answer is:\nsunlight", "A"),
 ])
 def test_extract_answer(text, expected):
     assert P.extract_answer(text, EX) == expected
@@ -51,6 +58,8 @@ def test_answer_first_is_a_commitment():
     ("The answer is a", False),
     ("\\boxed{C}", True),
     ("no answer yet", False),
+    ("Now, let's analyze each option:\n\n(A)", False),
+    ("The answer is:\n\n(C)", True),
 ])
 def test_answer_is_complete(text, done):
     assert P.answer_is_complete(text) is done
