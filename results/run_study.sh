@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 groups=(
-  '^smollm2-135m-arc_easy-'                          # a complete row quickly (Llama family)
   '^qwen2.5-coder-1.5b-arc_easy-(none|pps)-'         # the model that reasons: the issue's priority
   '^qwen2.5-coder-1.5b-arc_easy-star-'
+  '^smollm2-135m-arc_easy-'                          # a complete Llama-family row (finished cells are skipped)
   '^qwen2.5-coder-1.5b-arc_easy-rejection-'
   '^qwen2.5-coder-1.5b-arc_easy-direct-'
   '^qwen2.5-coder-1.5b-arc_challenge-(none|pps)-'
