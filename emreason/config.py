@@ -200,6 +200,10 @@ class TrainConfig(_Section):
     """Trainer loggers: [] (none), ["tensorboard"], ["wandb"] (set WANDB_MODE=offline to stay local)."""
     logging_steps: int = Field(5, ge=1)
     """Steps between training loss logs."""
+    checkpoint_steps: int | None = Field(None, ge=0)
+    """Optimizer steps between M-step checkpoints (iter_K/logs, deleted once the iterate is saved),
+    from which an interrupted M-step resumes. None: 10 for LoRA (adapter + optimizer state: small),
+    0 (never) for full fine-tuning, which would write the whole model and its Adam state each time."""
     launcher: str | None = None
     """An accelerate config file (see configs/accelerate/): the M-step runs under `accelerate launch`
     with it (DDP, FSDP, DeepSpeed ZeRO, several nodes); None trains in the loop's own process."""

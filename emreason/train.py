@@ -8,7 +8,9 @@ is ours is the tokenization and a five-line weighted loss.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import os
 import shutil
 import time
@@ -19,8 +21,9 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments
 
 from .config import ModelConfig, TrainConfig
+from .errors import note
 from .models import load
-from .store import disk_errors
+from .store import disk_errors, read_json, write_json
 
 
 def tokenize(rows: list[dict], tok, max_length: int) -> tuple[list[dict], int]:
@@ -89,8 +92,18 @@ def weighted_nll(model, inputs: dict, labels: torch.Tensor, weight: torch.Tensor
     return (ce * tokens * weight.to(ce.device)[:, None]).sum() / denom, outputs
 
 
+RESUME_MARKER = "emreason_resume.json"
+
+
 class WeightedTrainer(Trainer):
-    """Token-level cross-entropy on the completion, each sequence scaled by its reward."""
+    """Token-level cross-entropy on the completion, each sequence scaled by its reward.
+
+    It also keeps the sum of its step losses and writes it, with a fingerprint of what is
+    being trained, into each checkpoint as the checkpoint's last file: Trainer's own training_loss
+    covers only the steps since a resume, and a checkpoint without the file may be half-written."""
+
+    fingerprint = ""
+    loss_sum = 0.0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         weight = inputs.pop("weight")
@@ -101,6 +114,38 @@ class WeightedTrainer(Trainer):
             # processes: scale back so N processes take the same step as one process on N batches.
             loss = loss * self.accelerator.num_processes
         return (loss, outputs) if return_outputs else loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self.loss_sum = self.loss_sum + loss  # what Trainer adds up for training_loss; a tensor: no GPU sync
+        return loss
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+        if self.is_world_process_zero() and folder.is_dir():
+            write_json(folder / RESUME_MARKER, {"fingerprint": self.fingerprint, "loss_sum": float(self.loss_sum)})
+
+
+def _fingerprint(examples: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, seed: int, init_from) -> str:
+    key = json.dumps([examples, model_cfg.model_dump(), cfg.model_dump(), seed, str(init_from)], sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _resumable_checkpoint(logs: Path, fingerprint: str) -> tuple[Path | None, dict]:
+    """The newest complete checkpoint of this very M-step (same rows, config, seed), if any."""
+    for ckpt in sorted(logs.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        marker = ckpt / RESUME_MARKER
+        if marker.is_file() and read_json(marker).get("fingerprint") == fingerprint:
+            return ckpt, read_json(marker)
+    return None, {}
+
+
+def checkpoint_every(cfg: TrainConfig) -> int:
+    """Optimizer steps between M-step checkpoints; 0 for none."""
+    if cfg.checkpoint_steps is not None:
+        return cfg.checkpoint_steps
+    return 10 if cfg.method == "lora" else 0
 
 
 def load_for_training(model_cfg: ModelConfig, cfg: TrainConfig, device: str, init_from: Path | None):
@@ -135,23 +180,32 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
     if not examples:
         raise ValueError("no training example fits train.max_length")
     model.train()
+    logs, every = out_dir / "logs", checkpoint_every(cfg)
+    fingerprint = _fingerprint(examples, model_cfg, cfg, seed, init_from)
+    resume, saved = _resumable_checkpoint(logs, fingerprint) if every else (None, {})
+    if resume is None and int(os.environ.get("RANK", "0")) == 0:
+        shutil.rmtree(logs, ignore_errors=True)  # checkpoints of some other M-step (rows or config changed)
     args = TrainingArguments(
         output_dir=str(out_dir / "logs"), per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
         logging_steps=cfg.logging_steps, report_to=cfg.report_to or "none",
-        save_strategy="no", seed=seed, data_seed=seed, use_cpu=device == "cpu", remove_unused_columns=False,
+        save_strategy="steps" if every else "no", save_steps=every or 500, save_total_limit=2, seed=seed, data_seed=seed, use_cpu=device == "cpu", remove_unused_columns=False,
         label_names=["labels"], train_sampling_strategy="group_by_length", disable_tqdm=quiet,
         dataloader_num_workers=0, bf16=model_cfg.dtype == "bfloat16" and device != "cpu",
     )
     trainer = WeightedTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                               data_collator=_Collator(tok.pad_token_id))
+    trainer.fingerprint = fingerprint
+    trainer.loss_sum = saved.get("loss_sum", 0.0)
+    if resume is not None:
+        note(f"resuming the M-step from {resume.name} (every {every} steps a checkpoint is kept)")
     start = time.perf_counter()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - start
     trained_tokens = sum(e["length"] for e in examples) * cfg.epochs
     stats.update(
-        train_loss=float(result.training_loss), train_steps=int(result.global_step),
+        train_loss=float(trainer.loss_sum) / max(result.global_step, 1), train_steps=int(result.global_step),
         train_tokens=int(trained_tokens), train_target_tokens=int(sum(sum(l != -100 for l in e["labels"]) for e in examples) * cfg.epochs),
         train_seconds=round(seconds, 2), train_tokens_per_second=round(trained_tokens / seconds, 1) if seconds else None,
         train_log=[h for h in trainer.state.log_history if "loss" in h],
@@ -159,6 +213,7 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
     if not trainer.is_world_process_zero():  # under `accelerate launch`: one process writes
         return model, tok, stats
     save_iterate(model, tok, out_dir / "model")
+    shutil.rmtree(logs, ignore_errors=True)  # the iterate is saved: its checkpoints are no longer needed
     if cfg.method == "lora":
         model = model.merge_and_unload()
     model.eval()

@@ -23,7 +23,8 @@ def _config(tmp_path, model, sampler):
         "iterations": 1, "data": {"dataset": "arc_easy", "train_size": 48, "eval_size": 12},
         "model": {"name": str(model)}, "sampler": {"name": sampler, "k": 2},
         "generation": {"max_new_tokens": 24, "batch_size": 8, "chunk_questions": 4},
-        "train": {"epochs": 1, "batch_size": 4, "lora_r": 4, "max_length": 1024, "logging_steps": 1},
+        "train": {"epochs": 1, "batch_size": 4, "lora_r": 4, "max_length": 1024, "logging_steps": 1,
+                  "checkpoint_steps": 3},
         "eval": {"max_new_tokens": 24, "batch_size": 4}}))
     return p
 
@@ -86,6 +87,7 @@ def clean_runs(tiny_llama, tmp_path_factory, data_dir):
     ("rejection", "mid E-step"),
     ("rejection", "mid evaluation"),
     ("direct", "mid M-step"),
+    ("direct", "mid M-step, after a checkpoint"),
     ("direct", "mid base evaluation"),
 ])
 def test_sigkill_then_resume_matches_a_clean_run(clean_runs, tmp_path, sampler, point):
@@ -95,6 +97,7 @@ def test_sigkill_then_resume_matches_a_clean_run(clean_runs, tmp_path, sampler, 
         "mid E-step": lambda: _chunks_done(out),
         "mid evaluation": lambda: (out / "iter_1" / "estep.json").is_file(),
         "mid M-step": lambda: (out / "iter_1" / "train.jsonl").is_file(),
+        "mid M-step, after a checkpoint": lambda: any((out / "iter_1" / "logs").glob("checkpoint-*/emreason_resume.json")),
         "mid base evaluation": lambda: (out / "run.json").is_file(),
     }
     _kill_when(_start(cfg, out), conditions[point])
@@ -102,6 +105,9 @@ def test_sigkill_then_resume_matches_a_clean_run(clean_runs, tmp_path, sampler, 
     err = _finish(cfg, out)
     if point == "mid E-step":
         assert "resuming the E-step after" in err
+    if point == "mid M-step, after a checkpoint":  # same loss and iterate as training without a stop
+        assert "resuming the M-step from checkpoint-" in err
+    assert not (out / "iter_1" / "logs").exists()  # checkpoints go once the iterate is saved
     assert _metrics(out) == _metrics(clean)
     if sampler == "rejection":
         assert _samples(out) == _samples(clean)

@@ -32,3 +32,21 @@ def test_loss_with_trimmed_logits_equals_the_full_computation(tiny_llama):
     assert torch.allclose(loss, expected, atol=1e-6)
     loss.backward()  # and it trains: gradients reach the weights
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_an_mstep_resumes_only_from_a_complete_checkpoint_of_itself(tmp_path):
+    """Resume from the newest checkpoint with our marker (written last) and the same fingerprint;
+    a half-written one or one of another M-step (other rows or config) is passed over."""
+    import json
+
+    from emreason.train import RESUME_MARKER, _resumable_checkpoint
+
+    logs = tmp_path / "logs"
+    for step, fp in ((3, "this"), (6, "this"), (9, None), (12, "other")):
+        (logs / f"checkpoint-{step}").mkdir(parents=True)
+        if fp:
+            (logs / f"checkpoint-{step}" / RESUME_MARKER).write_text(json.dumps({"fingerprint": fp, "loss_sum": step}))
+    ckpt, saved = _resumable_checkpoint(logs, "this")
+    assert ckpt.name == "checkpoint-6" and saved["loss_sum"] == 6
+    assert _resumable_checkpoint(logs, "new") == (None, {})
+    assert _resumable_checkpoint(tmp_path / "none", "this") == (None, {})
