@@ -129,6 +129,9 @@ class EvalConfig(_Section):
     """Longest evaluation output."""
     batch_size: int = Field(16, ge=1)
     """Evaluation batch size."""
+    chunk_questions: int = Field(50, ge=1)
+    """Questions per evaluation chunk, each saved as it finishes: a stopped evaluation resumes
+    after its last finished chunk."""
 
 
 class FilterConfig(_Section):

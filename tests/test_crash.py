@@ -25,7 +25,7 @@ def _config(tmp_path, model, sampler):
         "generation": {"max_new_tokens": 24, "batch_size": 8, "chunk_questions": 4},
         "train": {"epochs": 1, "batch_size": 4, "lora_r": 4, "max_length": 1024, "logging_steps": 1,
                   "checkpoint_steps": 3},
-        "eval": {"max_new_tokens": 24, "batch_size": 4}}))
+        "eval": {"max_new_tokens": 24, "batch_size": 4, "chunk_questions": 4}}))
     return p
 
 
@@ -65,6 +65,10 @@ def _samples(out):
     return sorted(json.dumps(r, sort_keys=True) for r in read_jsonl(out / "iter_1" / "samples.jsonl") if "chunk_done" not in r)
 
 
+def _text(path):
+    return path.read_text() if path.is_file() else ""
+
+
 def _chunks_done(out):
     log = out / "iter_1" / "samples.jsonl"
     return log.is_file() and log.read_text().count('"chunk_done"') >= 2
@@ -86,6 +90,7 @@ def clean_runs(tiny_llama, tmp_path_factory, data_dir):
 @pytest.mark.parametrize("sampler,point", [
     ("rejection", "mid E-step"),
     ("rejection", "mid evaluation"),
+    ("rejection", "mid base evaluation, after a chunk"),
     ("direct", "mid M-step"),
     ("direct", "mid M-step, after a checkpoint"),
     ("direct", "mid base evaluation"),
@@ -96,6 +101,7 @@ def test_sigkill_then_resume_matches_a_clean_run(clean_runs, tmp_path, sampler, 
     conditions = {
         "mid E-step": lambda: _chunks_done(out),
         "mid evaluation": lambda: (out / "iter_1" / "estep.json").is_file(),
+        "mid base evaluation, after a chunk": lambda: '"chunk_done"' in _text(out / "iter_0" / "eval" / "predictions.partial.jsonl"),
         "mid M-step": lambda: (out / "iter_1" / "train.jsonl").is_file(),
         "mid M-step, after a checkpoint": lambda: any((out / "iter_1" / "logs").glob("checkpoint-*/emreason_resume.json")),
         "mid base evaluation": lambda: (out / "run.json").is_file(),
@@ -105,6 +111,8 @@ def test_sigkill_then_resume_matches_a_clean_run(clean_runs, tmp_path, sampler, 
     err = _finish(cfg, out)
     if point == "mid E-step":
         assert "resuming the E-step after" in err
+    if point == "mid base evaluation, after a chunk":
+        assert "resuming the evaluation after" in err
     if point == "mid M-step, after a checkpoint":  # same loss and iterate as training without a stop
         assert "resuming the M-step from checkpoint-" in err
     assert not (out / "iter_1" / "logs").exists()  # checkpoints go once the iterate is saved
