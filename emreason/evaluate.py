@@ -50,12 +50,17 @@ def evaluate(backend, examples: list[Example], mode: str = "cot", prompts: Promp
             records.append({"id": ex.id, "prompt": prompt, "output": g.text, "pred": pred,
                             "gold": ex.answer_letter, "correct": pred == ex.answer_letter,
                             "tokens": g.tokens, "truncated": g.truncated})
+    return EvalResult(timed_summary(records, time.perf_counter() - start, mode), records)
+
+
+def timed_summary(records: list[dict], seconds: float, mode: str) -> dict:
+    """summarize() plus the time it took and the output tokens per second (generation modes)."""
     metrics = summarize(records)
-    metrics["seconds"] = round(time.perf_counter() - start, 2)
-    if mode != "loglik" and metrics["seconds"] > 0:
-        metrics["tokens_per_second"] = round(sum(r["tokens"] for r in records) / metrics["seconds"], 2)
+    metrics["seconds"] = round(seconds, 2)
+    if mode != "loglik" and seconds > 0:
+        metrics["tokens_per_second"] = round(sum(r["tokens"] for r in records) / seconds, 2)
     metrics["mode"] = mode
-    return EvalResult(metrics, records)
+    return metrics
 
 
 def _loglik_records(backend, examples: list[Example], progress) -> list[dict]:

@@ -36,7 +36,7 @@ from .backends import ChatOnly, open_backend
 from .backends.hf import HFBackend
 from .config import RunConfig, read_yaml, validate
 from .errors import EmreasonError, note
-from .evaluate import evaluate, summarize
+from .evaluate import evaluate, timed_summary
 from .models import pick_device
 from .samplers import estep_summary, present, sample_chunk, training_examples
 from .store import append_jsonl, read_json, read_jsonl, write_json, write_jsonl
@@ -365,11 +365,7 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
             append_jsonl(partial, part.records + [{"chunk_done": c, "seconds": part.metrics["seconds"]}])
             records += part.records
             seconds += part.metrics["seconds"]
-    m = summarize(records)
-    m["seconds"] = round(seconds, 2)
-    if cfg.eval.mode != "loglik" and seconds > 0:
-        m["tokens_per_second"] = round(sum(r["tokens"] for r in records) / seconds, 2)
-    m["mode"] = cfg.eval.mode
+    m = timed_summary(records, seconds, cfg.eval.mode)
     write_jsonl(out / "predictions.jsonl", records)
     write_json(out / "metrics.json", m)
     partial.unlink()

@@ -135,9 +135,9 @@ def _fingerprint(examples: list[dict], model_cfg: ModelConfig, cfg: TrainConfig,
 def _resumable_checkpoint(logs: Path, fingerprint: str) -> tuple[Path | None, dict]:
     """The newest complete checkpoint of this very M-step (same rows, config, seed), if any."""
     for ckpt in sorted(logs.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), reverse=True):
-        marker = ckpt / RESUME_MARKER
-        if marker.is_file() and read_json(marker).get("fingerprint") == fingerprint:
-            return ckpt, read_json(marker)
+        saved = read_json(ckpt / RESUME_MARKER) if (ckpt / RESUME_MARKER).is_file() else {}
+        if saved.get("fingerprint") == fingerprint:
+            return ckpt, saved
     return None, {}
 
 
@@ -186,11 +186,12 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
     if resume is None and int(os.environ.get("RANK", "0")) == 0:
         shutil.rmtree(logs, ignore_errors=True)  # checkpoints of some other M-step (rows or config changed)
     args = TrainingArguments(
-        output_dir=str(out_dir / "logs"), per_device_train_batch_size=cfg.batch_size,
+        output_dir=str(logs), per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
         logging_steps=cfg.logging_steps, report_to=cfg.report_to or "none",
-        save_strategy="steps" if every else "no", save_steps=every or 500, save_total_limit=2, seed=seed, data_seed=seed, use_cpu=device == "cpu", remove_unused_columns=False,
+        save_strategy="steps" if every else "no", save_steps=every or 500, save_total_limit=2,
+        seed=seed, data_seed=seed, use_cpu=device == "cpu", remove_unused_columns=False,
         label_names=["labels"], train_sampling_strategy="group_by_length", disable_tqdm=quiet,
         dataloader_num_workers=0, bf16=model_cfg.dtype == "bfloat16" and device != "cpu",
     )
