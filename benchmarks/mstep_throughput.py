@@ -5,7 +5,11 @@ learning rate. Trained tokens/s = (prompt + completion tokens) x epochs / wall t
     .venv/bin/python benchmarks/mstep_throughput.py --rows results/issue3-smollm2-arc_easy/pps/iter_2/train.jsonl.gz --limit 48
 
 `--full-logits` also times emreason's trainer with the vocabulary projection at every position (as
-before the prompt positions were skipped), after the trimmed run.
+before the prompt positions were skipped), after the trimmed run. `--bf16` also times it with
+train.bf16 (bfloat16 autocast; needs a CPU with bf16 units); `--no-trl` skips TRL (for big models):
+
+    .venv/bin/python benchmarks/mstep_throughput.py --model qwen2.5-coder-1.5b --no-trl --bf16 --limit 8 \
+        --rows results/pilot-1.5b-256tok/qwen2.5-coder-1.5b-arc_easy-pps-s0/iter_1/train.jsonl.gz
 """
 
 from __future__ import annotations
@@ -60,14 +64,21 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=48)
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--full-logits", action="store_true")
+    ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--no-trl", action="store_true")
     args = ap.parse_args()
     rows = read_rows(args.rows, args.limit)
     model_cfg = ModelConfig(name=args.model)
     cfg = TrainConfig(epochs=args.epochs, batch_size=4, lora_r=16, logging_steps=1000)
     with tempfile.TemporaryDirectory() as tmp:
         # TRL first: whichever runs first pays the process's warm-up (oneDNN kernels, allocator).
-        trl_s, trl_tokens, trl_loss = trl_sft(rows, model_cfg, cfg, Path(tmp) / "trl")
+        if not args.no_trl:
+            trl_s, trl_tokens, trl_loss = trl_sft(rows, model_cfg, cfg, Path(tmp) / "trl")
         _, _, ours = train(rows, model_cfg, cfg, Path(tmp) / "ours", seed=0, device="cpu", quiet=True)
+        bf16 = None
+        if args.bf16:
+            _, _, bf16 = train(rows, model_cfg, cfg.model_copy(update={"bf16": True}), Path(tmp) / "bf16", seed=0,
+                               device="cpu", quiet=True)
         full = None
         if args.full_logits:
             import emreason.train as T
@@ -75,15 +86,20 @@ def main() -> None:
             T._takes_logits_to_keep = lambda model: False
             _, _, full = train(rows, model_cfg, cfg, Path(tmp) / "full", seed=0, device="cpu", quiet=True)
     ours_tps = ours["train_tokens"] / ours["train_seconds"]
-    trl_tps = trl_tokens / trl_s
+    trl_tps = trl_tokens / trl_s if not args.no_trl else ours_tps  # without TRL: ratios are to emreason float32
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"{len(rows)} accepted samples from {args.rows}; {args.model}, LoRA r={cfg.lora_r}, batch {cfg.batch_size}, "
           f"{cfg.epochs:g} epoch(s)")
     print("| M-step | trained tokens | seconds | tokens/s | loss | vs TRL |")
     print("|---|---|---|---|---|---|")
-    print(f"| TRL SFTTrainer (defaults: gradient checkpointing, no packing) | {trl_tokens} | {trl_s:.1f} | {trl_tps:.1f} | {trl_loss:.3f} | 1.00x |")
+    if not args.no_trl:
+        print(f"| TRL SFTTrainer (defaults: gradient checkpointing, no packing) | {trl_tokens} | {trl_s:.1f} | {trl_tps:.1f} | {trl_loss:.3f} | 1.00x |")
     print(f"| emreason train (length-grouped batches, no checkpointing) | {ours['train_tokens']} | {ours['train_seconds']:.1f} | "
           f"{ours_tps:.1f} | {ours['train_loss']:.3f} | {ours_tps / trl_tps:.2f}x |")
+    if bf16:
+        tps = bf16["train_tokens"] / bf16["train_seconds"]
+        print(f"| emreason train, train.bf16 (autocast) | {bf16['train_tokens']} | {bf16['train_seconds']:.1f} | "
+              f"{tps:.1f} | {bf16['train_loss']:.3f} | {tps / trl_tps:.2f}x |")
     if full:
         full_tps = full["train_tokens"] / full["train_seconds"]
         print(f"| emreason train, logits at every position | {full['train_tokens']} | {full['train_seconds']:.1f} | "

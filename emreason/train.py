@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments
 
 from .config import ModelConfig, TrainConfig
-from .errors import note
+from .errors import EmreasonError, note
 from .models import load
 from .store import disk_errors, read_json, write_json
 
@@ -148,6 +148,25 @@ def checkpoint_every(cfg: TrainConfig) -> int:
     return 10 if cfg.method == "lora" else 0
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (oneDNN's AVX512-BF16 or AMX kernels)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: only the oneDNN capability query is left
+        return torch.backends.mkldnn.is_available() and "AMX" in torch.backends.cpu.get_cpu_capability()
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def use_bf16(model_cfg: ModelConfig, cfg: TrainConfig, device: str) -> bool:
+    """train.bf16 resolved for this device (see TrainConfig.bf16)."""
+    if cfg.bf16 is None:
+        return model_cfg.dtype == "bfloat16" and device != "cpu"
+    if cfg.bf16 and device == "cpu" and not cpu_has_bf16():
+        raise EmreasonError("train.bf16: true, but this CPU has no bfloat16 units (avx512_bf16 or amx_bf16 in "
+                            "/proc/cpuinfo): emulated bf16 is slower than float32; set train.bf16: null")
+    return cfg.bf16
+
+
 def load_for_training(model_cfg: ModelConfig, cfg: TrainConfig, device: str, init_from: Path | None):
     """The model to fine-tune: the base with fresh LoRA adapters, the base with the previous
     iterate's adapters (init: previous), or the base / previous full model."""
@@ -193,7 +212,7 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
         save_strategy="steps" if every else "no", save_steps=every or 500, save_total_limit=2,
         seed=seed, data_seed=seed, use_cpu=device == "cpu", remove_unused_columns=False,
         label_names=["labels"], train_sampling_strategy="group_by_length", disable_tqdm=quiet,
-        dataloader_num_workers=0, bf16=model_cfg.dtype == "bfloat16" and device != "cpu",
+        dataloader_num_workers=0, bf16=use_bf16(model_cfg, cfg, device),
     )
     trainer = WeightedTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                               data_collator=_Collator(tok.pad_token_id))

@@ -50,3 +50,59 @@ def test_an_mstep_resumes_only_from_a_complete_checkpoint_of_itself(tmp_path):
     assert ckpt.name == "checkpoint-6" and saved["loss_sum"] == 6
     assert _resumable_checkpoint(logs, "new") == (None, {})
     assert _resumable_checkpoint(tmp_path / "none", "this") == (None, {})
+
+
+def _train_recording_dtypes(tiny_llama, tmp_path, monkeypatch, bf16):
+    """Train the tiny model for two steps; return (stats, dtypes of the q_proj outputs seen)."""
+    import emreason.train as T
+    from emreason.config import ModelConfig, TrainConfig
+
+    seen, original = set(), T.load_for_training
+
+    def load_and_watch(*args, **kwargs):
+        model, tok = original(*args, **kwargs)
+        for name, module in model.named_modules():
+            if name.endswith("q_proj.base_layer"):
+                module.register_forward_hook(lambda m, i, out: seen.add(out.dtype))
+        return model, tok
+
+    rows = [{"prompt": f"Question {i}: pick one. (A) yes (B) no\nAnswer:", "completion": " Because.\nThe answer is (A).",
+             "weight": 1.0} for i in range(8)]
+    cfg = TrainConfig(epochs=1, batch_size=4, bf16=bf16, checkpoint_steps=0)
+    with monkeypatch.context() as patch:
+        patch.setattr(T, "load_for_training", load_and_watch)
+        _, _, stats = T.train(rows, ModelConfig(name=str(tiny_llama)), cfg, tmp_path / str(bf16), seed=0,
+                              device="cpu", quiet=True)
+    return stats, seen
+
+
+def test_bf16_mixed_precision_on_a_cpu(tiny_llama, tmp_path, monkeypatch):
+    """train.bf16: matmuls in bfloat16 under autocast, the loss close to float32's; default off on a CPU."""
+    import math
+
+    from emreason.train import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        import pytest
+
+        pytest.skip("this CPU has no bfloat16 units")
+    fp32, seen32 = _train_recording_dtypes(tiny_llama, tmp_path, monkeypatch, None)
+    bf16, seen16 = _train_recording_dtypes(tiny_llama, tmp_path, monkeypatch, True)
+    assert seen32 == {torch.float32} and seen16 == {torch.bfloat16}
+    assert math.isfinite(bf16["train_loss"]) and abs(bf16["train_loss"] - fp32["train_loss"]) < 0.05 * fp32["train_loss"]
+
+
+def test_bf16_is_refused_on_a_cpu_without_bf16_units(monkeypatch):
+    import pytest
+
+    import emreason.train as T
+    from emreason.config import ModelConfig, TrainConfig
+    from emreason.errors import EmreasonError
+
+    monkeypatch.setattr(T, "cpu_has_bf16", lambda: False)
+    with pytest.raises(EmreasonError, match="train.bf16"):
+        T.use_bf16(ModelConfig(), TrainConfig(bf16=True), "cpu")
+    assert T.use_bf16(ModelConfig(), TrainConfig(bf16=True), "cuda:0")
+    assert not T.use_bf16(ModelConfig(dtype="bfloat16"), TrainConfig(), "cpu")
+    assert T.use_bf16(ModelConfig(dtype="bfloat16"), TrainConfig(), "cuda:0")
+    assert not T.use_bf16(ModelConfig(dtype="bfloat16"), TrainConfig(bf16=False), "cuda:0")
