@@ -1,6 +1,6 @@
 """Forward+backward time of the M-step loss with and without the prompt positions' logits (MODEL: an
 alias). `.venv/bin/python benchmarks/mstep_logits.py qwen2.5-coder-1.5b`"""
-import gzip, json, time, sys, torch
+import gzip, json, time, sys
 import emreason.train as T
 from emreason.models import load
 from peft import LoraConfig, get_peft_model
