@@ -206,8 +206,9 @@ class TrainConfig(_Section):
     bf16: bool | None = None
     """bfloat16 mixed precision (autocast; the weights and the Adam state stay float32). None: on
     for a bfloat16 model on a GPU. True also on a CPU with bf16 units (AVX512-BF16, AMX), where
-    matmuls run ~2.5x the float32 rate (BENCHMARKS.md); without them it would be slower, so it is
-    refused there."""
+    matmuls run ~2.5x the float32 rate (BENCHMARKS.md); on a CPU without them (emulated bf16 is
+    slower) the M-step says so and trains in float32, so one config runs everywhere. The precision
+    used is in each iteration's train_stats.json."""
     checkpoint_steps: int | None = Field(None, ge=0)
     """Optimizer steps between M-step checkpoints (iter_K/logs, deleted once the iterate is saved),
     from which an interrupted M-step resumes. None: 10 for LoRA (adapter + optimizer state: small),

@@ -207,10 +207,6 @@ def run(cfg: RunConfig, run_dir: Path, resume: bool = False, overwrite: bool = F
     if overlap:
         raise EmreasonError(f"{len(overlap)} question(s) are in both the train and eval splits: choose disjoint splits")
     device = pick_device(cfg.backend.device)
-    if cfg.sampler.name != "none":
-        from .train import use_bf16
-
-        use_bf16(cfg.model, cfg.train, device)  # train.bf16 on a CPU without bf16 units: refused before any work
     if cfg.backend.threads:
         torch.set_num_threads(cfg.backend.threads)
     run_dir.parent.mkdir(parents=True, exist_ok=True)

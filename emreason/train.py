@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments
 
 from .config import ModelConfig, TrainConfig
-from .errors import EmreasonError, note
+from .errors import note
 from .models import load
 from .store import disk_errors, read_json, write_json
 
@@ -163,8 +163,9 @@ def use_bf16(model_cfg: ModelConfig, cfg: TrainConfig, device: str) -> bool:
     if cfg.bf16 is None:
         return model_cfg.dtype == "bfloat16" and device != "cpu"
     if cfg.bf16 and device == "cpu" and not cpu_has_bf16():
-        raise EmreasonError("train.bf16: true, but this CPU has no bfloat16 units (avx512_bf16 or amx_bf16 in "
-                            "/proc/cpuinfo): emulated bf16 is slower than float32; set train.bf16: null")
+        note("train.bf16: true, but this CPU has no bfloat16 units (avx512_bf16 or amx_bf16 in /proc/cpuinfo), "
+             "where emulated bf16 is slower than float32: training in float32")
+        return False
     return cfg.bf16
 
 
@@ -228,7 +229,7 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
     stats.update(
         train_loss=float(trainer.loss_sum) / max(result.global_step, 1), train_steps=int(result.global_step),
         train_tokens=int(trained_tokens), train_target_tokens=int(sum(sum(l != -100 for l in e["labels"]) for e in examples) * cfg.epochs),
-        train_seconds=round(seconds, 2), train_tokens_per_second=round(trained_tokens / seconds, 1) if seconds else None,
+        train_precision="bf16" if args.bf16 else "float32", train_seconds=round(seconds, 2), train_tokens_per_second=round(trained_tokens / seconds, 1) if seconds else None,
         train_log=[h for h in trainer.state.log_history if "loss" in h],
     )
     if not trainer.is_world_process_zero():  # under `accelerate launch`: one process writes
