@@ -8,7 +8,7 @@ learning rate. Trained tokens/s = (prompt + completion tokens) x epochs / wall t
 before the prompt positions were skipped), after the trimmed run. `--bf16` also times it with
 train.bf16 (bfloat16 autocast; needs a CPU with bf16 units); `--no-trl` skips TRL (for big models):
 
-    .venv/bin/python benchmarks/mstep_throughput.py --model qwen2.5-coder-1.5b --no-trl --bf16 --limit 8 \
+    .venv/bin/python benchmarks/mstep_throughput.py --model qwen2.5-coder-1.5b --no-trl --bf16 --limit 12 \
         --rows results/pilot-1.5b-256tok/qwen2.5-coder-1.5b-arc_easy-pps-s0/iter_1/train.jsonl.gz
 """
 
@@ -90,7 +90,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"{len(rows)} accepted samples from {args.rows}; {args.model}, LoRA r={cfg.lora_r}, batch {cfg.batch_size}, "
           f"{cfg.epochs:g} epoch(s)")
-    print("| M-step | trained tokens | seconds | tokens/s | loss | vs TRL |")
+    print(f"| M-step | trained tokens | seconds | tokens/s | loss | vs {'emreason float32' if args.no_trl else 'TRL'} |")
     print("|---|---|---|---|---|---|")
     if not args.no_trl:
         print(f"| TRL SFTTrainer (defaults: gradient checkpointing, no packing) | {trl_tokens} | {trl_s:.1f} | {trl_tps:.1f} | {trl_loss:.3f} | 1.00x |")

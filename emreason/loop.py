@@ -317,8 +317,8 @@ def _mstep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, rec
         model, tok, stats = train(rows, cfg.model, cfg.train, it_dir, seed=cfg.data.seed + k, device=device,
                                   init_from=init_from, quiet=quiet)
         models.set(k, model, tok)
-        del model
-        return_memory()  # an engine serves the saved iterate: the trained model is garbage now
+        del model  # kept by models.set for transformers; with an engine, garbage: the engine serves the saved iterate
+        return_memory()
     write_json(stats_path, {"skipped": False, **stats})
 
 

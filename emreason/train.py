@@ -229,7 +229,8 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
     stats.update(
         train_loss=float(trainer.loss_sum) / max(result.global_step, 1), train_steps=int(result.global_step),
         train_tokens=int(trained_tokens), train_target_tokens=int(sum(sum(l != -100 for l in e["labels"]) for e in examples) * cfg.epochs),
-        train_precision="bf16" if args.bf16 else "float32", train_seconds=round(seconds, 2), train_tokens_per_second=round(trained_tokens / seconds, 1) if seconds else None,
+        train_precision="bf16" if args.bf16 else "float32", train_seconds=round(seconds, 2),
+        train_tokens_per_second=round(trained_tokens / seconds, 1) if seconds else None,
         train_log=[h for h in trainer.state.log_history if "loss" in h],
     )
     if not trainer.is_world_process_zero():  # under `accelerate launch`: one process writes
