@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,13 +49,14 @@ class Run:
         s = self.config["sampler"]
         return f"rejection (k={s['k']})" if s["name"] == "rejection" else TITLES.get(s["name"], s["name"])
 
+    def prediction_rows(self, iteration: int) -> list[dict]:
+        return _read_rows(self.path / f"iter_{iteration}" / "eval" / "predictions.jsonl")
+
     def predictions(self, iteration: int) -> dict[str, bool]:
-        rows = _read_rows(self.path / f"iter_{iteration}" / "eval" / "predictions.jsonl")
-        return {r["id"]: bool(r["correct"]) for r in rows}
+        return {r["id"]: bool(r["correct"]) for r in self.prediction_rows(iteration)}
 
     def output_tokens(self, iteration: int) -> dict[str, int]:
-        rows = _read_rows(self.path / f"iter_{iteration}" / "eval" / "predictions.jsonl")
-        return {r["id"]: int(r["tokens"]) for r in rows}
+        return {r["id"]: int(r["tokens"]) for r in self.prediction_rows(iteration)}
 
     def samples(self, iteration: int) -> list[dict]:
         return [r for r in _read_rows(self.path / f"iter_{iteration}" / "samples.jsonl") if "chunk_done" not in r]
@@ -176,6 +178,9 @@ def cost_rows(runs: list[Run]) -> list[dict]:
             m = ms[-1]
             sampled = sum(x.get("sampled_tokens") or 0 for x in ms)
             accepted = sum(x.get("accepted") or 0 for x in ms)
+            preds = run.prediction_rows(it)
+            answered = [p for p in preds if p.get("pred")]
+            top = Counter(p["pred"] for p in answered).most_common(1)
             rows.append({"dataset": key[0], "model": key[1], "column": c, "iteration": it,
                          "eval_mode": m.get("eval_mode", "cot"), "test_rationale_tokens": m.get("eval_mean_rationale_tokens"),
                          "parse_rate": m.get("eval_parse_rate"), "train_rationale_tokens": m.get("mean_rationale_tokens"),
@@ -183,8 +188,28 @@ def cost_rows(runs: list[Run]) -> list[dict]:
                          "sampled_tokens_total": sampled if c not in ("none", "direct") else None,
                          "sampled_per_accepted": sampled / accepted if accepted and c not in ("none", "direct") else None,
                          "estep_seconds": sum(x.get("estep_seconds") or 0 for x in ms) or None,
-                         "train_seconds": sum(x.get("train_seconds") or 0 for x in ms) or None})
+                         "train_seconds": sum(x.get("train_seconds") or 0 for x in ms) or None,
+                         # accuracy where the reader found an answer, and the most frequent answer's share
+                         # of all questions: output format and letter habits, apart from accuracy
+                         "answered_accuracy": sum(bool(p["correct"]) for p in answered) / len(answered) if answered else None,
+                         "top_pred": top[0][0] if top else None,
+                         "top_pred_share": top[0][1] / len(preds) if top else None})
     return rows
+
+
+def letter_baselines(runs: list[Run]) -> list[dict]:
+    """Per (dataset, model) row: what always answering the most common gold letter of its test
+    questions scores. Fine-tuning a small model can reach that by a letter habit alone, so an
+    accuracy near it says little about reasoning."""
+    out = []
+    for key, g in _columns(runs).items():
+        run, it = next(iter(g.values()))
+        golds = Counter(p["gold"] for p in run.prediction_rows(it) if p.get("gold"))
+        if golds:
+            letter, k = golds.most_common(1)[0]
+            n = sum(golds.values())
+            out.append({"dataset": key[0], "model": key[1], "letter": letter, "accuracy": k / n, "n": n})
+    return out
 
 
 def _png(fig) -> bytes:
@@ -294,14 +319,21 @@ def _f(v, fmt: str) -> str:
     return "–" if v is None else format(v, fmt)
 
 
+def _top(c: dict) -> str:
+    return "–" if c["top_pred"] is None else f"({c['top_pred']}) {c['top_pred_share']:.2f}"
+
+
 def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[dict] | None = None,
-             ltests: list[dict] | None = None) -> str:
+             ltests: list[dict] | None = None, letters: list[dict] | None = None) -> str:
     cols = [c for c in COLUMNS if any(c in r for r in rows)]
     lines = ["| dataset | model | " + " | ".join(TITLES[c] for c in cols) + " |",
              "|---|---|" + "---|" * len(cols)]
     for r in rows:
         cells = [(_fmt(*r[c][:3]) + f" (n={r[c][3]}, it {r[c][4]})") if c in r else "–" for c in cols]
         lines.append(f"| {r['dataset']} | {r['model']} | " + " | ".join(cells) + " |")
+    if letters:
+        lines += ["", "Always answering the most common gold letter: " + "; ".join(
+            f"{b['dataset']} · {b['model']}: ({b['letter']}) {b['accuracy']:.3f} (n={b['n']})" for b in letters) + "."]
     lines += ["", "Paired comparisons (McNemar's exact test; diff = b − a with a 95% interval):", "",
               "| dataset | model | a | b | only a right | only b right | diff [95% CI] | p |", "|---|---|---|---|---|---|---|---|"]
     for t in tests:
@@ -310,14 +342,16 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
     if costs:
         lines += ["", "Rationale length and E-step cost (each column's compared iterate; sampled tokens summed over its E-steps):", "",
                   "| dataset | model | column | it | test output tokens (mean) | parse rate | accepted rationale tokens | "
-                  "accepted (all E-steps) | sampled tokens | sampled / accepted | E-step s | M-step s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "accepted (all E-steps) | sampled tokens | sampled / accepted | E-step s | M-step s | "
+                  "accuracy when answered | most frequent answer (share) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for c in costs:
             lines.append(f"| {c['dataset']} | {c['model']} | {TITLES[c['column']]} | {c['iteration']} | "
                          f"{_f(c['test_rationale_tokens'], '.1f')}{' (direct)' if c['eval_mode'] == 'direct' else ''} | "
                          f"{_f(c['parse_rate'], '.2f')} | {_f(c['train_rationale_tokens'], '.1f')} | {_f(c['accepted_total'], 'd')} | "
                          f"{_f(c['sampled_tokens_total'], 'd')} | {_f(c['sampled_per_accepted'], '.1f')} | "
-                         f"{_f(c['estep_seconds'], '.0f')} | {_f(c['train_seconds'], '.0f')} |")
+                         f"{_f(c['estep_seconds'], '.0f')} | {_f(c['train_seconds'], '.0f')} | "
+                         f"{_f(c['answered_accuracy'], '.3f')} | {_top(c)} |")
     if ltests:
         lines += ["", "Test-time output length, paired by question (Wilcoxon signed-rank; median of b − a in tokens):", "",
                   "| dataset | model | a | b | n | mean a | mean b | median b − a | p |", "|---|---|---|---|---|---|---|---|---|"]
@@ -434,8 +468,9 @@ def report(paths: list[str], out: Path) -> dict:
     tests = paired_tests(runs)
     costs = cost_rows(runs)
     ltests = length_tests(runs)
+    letters = letter_baselines(runs)
     figs = plots(runs)
-    md = markdown(rows, tests, runs, costs, ltests)
+    md = markdown(rows, tests, runs, costs, ltests, letters)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "table.md", md)
     buf = io.StringIO()

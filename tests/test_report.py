@@ -35,8 +35,8 @@ def test_report_errors_on_nothing(tmp_path, capsys):
     assert "no finished run" in capsys.readouterr().err
 
 
-def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=(), mode="cot", acc=0.5):
-    """A run directory as the loop writes it, with chosen test-time output lengths."""
+def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=(), mode="cot", acc=0.5, preds=None, golds=None):
+    """A run directory as the loop writes it, with chosen test-time output lengths (and answers)."""
     d = root / sampler
     its = list(range(len(sampled) + 1))
     (d / f"iter_{its[-1]}" / "eval").mkdir(parents=True)
@@ -52,6 +52,8 @@ def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=(), mode="co
         metrics.append(m)
     (d / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
     rows = [{"id": f"q{i}", "tokens": n, "correct": c} for i, (n, c) in enumerate(zip(lengths, correct))]
+    for r, p, g in zip(rows, preds or [], golds or []):
+        r.update(pred=p, gold=g)
     (d / f"iter_{its[-1]}" / "eval" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -82,3 +84,24 @@ def test_base_column_is_the_zero_shot_cot_evaluation(tmp_path):
     (row,) = table(find_runs([str(tmp_path)]))
     assert row["none"][0] == 0.157 and row["direct"][0] == 0.26
     assert "pps" not in row  # no column until a trained iterate is evaluated
+
+
+def test_answered_accuracy_letter_habits_and_majority_baseline(tmp_path):
+    """Format and letter habits are reported beside accuracy: accuracy among answered questions,
+    the most frequent answer's share, and what always answering the commonest gold letter scores."""
+    from emreason.report import cost_rows, find_runs, letter_baselines, markdown, table
+
+    golds = list("ABBBCDAB")  # B is the commonest gold letter: 4 of 8
+    _fake_run(tmp_path, "none", [50] * 8, [False] * 8, preds=[None, None, "A", "A", "A", "A", "C", None], golds=golds)
+    preds = list("BBBBBBBB")  # a letter habit: always B
+    _fake_run(tmp_path, "pps", [50] * 8, [p == g for p, g in zip(preds, golds)], sampled=(100,), accepted=(4,),
+              preds=preds, golds=golds)
+    runs = find_runs([str(tmp_path)])
+    costs = {c["column"]: c for c in cost_rows(runs)}
+    assert costs["none"]["answered_accuracy"] == 0.0 and costs["none"]["top_pred"] == "A"
+    assert costs["none"]["top_pred_share"] == 4 / 8  # of all questions, unanswered included
+    assert costs["pps"]["answered_accuracy"] == 4 / 8 and costs["pps"]["top_pred_share"] == 1.0
+    (b,) = letter_baselines(runs)
+    assert (b["letter"], b["accuracy"], b["n"]) == ("B", 0.5, 8)
+    md = markdown(table(runs), [], runs, list(costs.values()), [], [b])
+    assert "(B) 0.500 (n=8)" in md and "| 0.500 | (B) 1.00 |" in md
