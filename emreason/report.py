@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,17 @@ from pathlib import Path
 from .errors import EmreasonError
 from .evaluate import mcnemar
 from .store import atomic_write_text, read_json
+
+# A line that opens with an option label: "(A) Gray - ...", "- **B.** ...", "2. (C): ...".
+_OPTION_LINE = re.compile(r"^\s*(?:[-*]\s*|\d+\.\s*)?\**\s*(?:option\s*|choice\s*)?\(?([A-J])\)?\s*[).:\-]", re.M | re.I)
+
+
+def goes_through_options(text: str) -> bool:
+    """Whether a rationale weighs the options one by one (lines opening with three or more distinct
+    option labels). A heuristic, for one question the length comparison raises: is a longer
+    rationale a different style of reasoning (elimination) or more of the same?"""
+    return len({m.upper() for m in _OPTION_LINE.findall(text)}) >= 3
+
 
 COLUMNS = ["none", "direct", "rejection", "star", "pps"]
 TITLES = {"none": "base (zero-shot CoT)", "direct": "direct FT", "rejection": "rejection", "star": "STaR", "pps": "PPS"}
@@ -193,7 +205,9 @@ def cost_rows(runs: list[Run]) -> list[dict]:
                          # of all questions: output format and letter habits, apart from accuracy
                          "answered_accuracy": sum(bool(p["correct"]) for p in answered) / len(answered) if answered else None,
                          "top_pred": top[0][0] if top else None,
-                         "top_pred_share": top[0][1] / len(preds) if top else None})
+                         "top_pred_share": top[0][1] / len(preds) if top else None,
+                         "option_by_option": sum(goes_through_options(p.get("output") or "") for p in preds) / len(preds)
+                         if preds and m.get("eval_mode", "cot") == "cot" else None})
     return rows
 
 
@@ -343,15 +357,15 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
         lines += ["", "Rationale length and E-step cost (each column's compared iterate; sampled tokens summed over its E-steps):", "",
                   "| dataset | model | column | it | test output tokens (mean) | parse rate | accepted rationale tokens | "
                   "accepted (all E-steps) | sampled tokens | sampled / accepted | E-step s | M-step s | "
-                  "accuracy when answered | most frequent answer (share) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "accuracy when answered | most frequent answer (share) | option by option |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for c in costs:
             lines.append(f"| {c['dataset']} | {c['model']} | {TITLES[c['column']]} | {c['iteration']} | "
                          f"{_f(c['test_rationale_tokens'], '.1f')}{' (direct)' if c['eval_mode'] == 'direct' else ''} | "
                          f"{_f(c['parse_rate'], '.2f')} | {_f(c['train_rationale_tokens'], '.1f')} | {_f(c['accepted_total'], 'd')} | "
                          f"{_f(c['sampled_tokens_total'], 'd')} | {_f(c['sampled_per_accepted'], '.1f')} | "
                          f"{_f(c['estep_seconds'], '.0f')} | {_f(c['train_seconds'], '.0f')} | "
-                         f"{_f(c['answered_accuracy'], '.3f')} | {_top(c)} |")
+                         f"{_f(c['answered_accuracy'], '.3f')} | {_top(c)} | {_f(c['option_by_option'], '.2f')} |")
     if ltests:
         lines += ["", "Test-time output length, paired by question (Wilcoxon signed-rank; median of b − a in tokens):", "",
                   "| dataset | model | a | b | n | mean a | mean b | median b − a | p |", "|---|---|---|---|---|---|---|---|---|"]

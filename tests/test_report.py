@@ -105,3 +105,14 @@ def test_answered_accuracy_letter_habits_and_majority_baseline(tmp_path):
     assert (b["letter"], b["accuracy"], b["n"]) == ("B", 0.5, 8)
     md = markdown(table(runs), [], runs, list(costs.values()), [], [b])
     assert "(B) 0.500 (n=8)" in md and "| 0.500 | (B) 1.00 |" in md
+
+
+def test_goes_through_options():
+    from emreason.report import goes_through_options
+
+    elimination = ("The question asks about texture. Now, let's analyze each option:\n\n(A) Gray - a color.\n\n"
+                   "(B) Warm - a temperature.\n\n(C) Long - a length.\n\n(D) Soft - a texture.\n\nThe answer is (D).")
+    assert goes_through_options(elimination)
+    assert goes_through_options("- **A.** no\n- **B.** no\n- **C.** yes\nThe answer is (C).")
+    assert not goes_through_options("Plants need light to make food. (A) and (B) are animals, (C) is not.\nThe answer is (D).")
+    assert not goes_through_options("(A) is wrong.\n(B) is right.\nThe answer is (B).")  # two options weighed
