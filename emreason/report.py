@@ -153,6 +153,22 @@ def paired_tests(runs: list[Run]) -> list[dict]:
     return out
 
 
+def iteration_tests(runs: list[Run]) -> list[dict]:
+    """Did each EM iteration help? McNemar's exact test of every evaluated iterate against the one
+    before it in the same run, on the same test questions (iteration 1 against the base)."""
+    out = []
+    for run in runs:
+        its = [m["iteration"] for m in run.metrics]
+        for prev, it in zip(its, its[1:]):
+            pa, pb = run.predictions(prev), run.predictions(it)
+            common = sorted(pa.keys() & pb.keys())
+            if common:
+                t = mcnemar([pa[q] for q in common], [pb[q] for q in common])
+                out.append({"run": run.name, "dataset": run.key[0], "model": run.key[1], "sampler": run.sampler,
+                            "from": prev, "to": it, **t})
+    return out
+
+
 def length_tests(runs: list[Run]) -> list[dict]:
     """Is one column's test-time rationale shorter than another's? Per question, the tokens each
     final iterate wrote on the same test question (answer line included), compared with the
@@ -338,7 +354,7 @@ def _top(c: dict) -> str:
 
 
 def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[dict] | None = None,
-             ltests: list[dict] | None = None, letters: list[dict] | None = None) -> str:
+             ltests: list[dict] | None = None, letters: list[dict] | None = None, itests: list[dict] | None = None) -> str:
     cols = [c for c in COLUMNS if any(c in r for r in rows)]
     lines = ["| dataset | model | " + " | ".join(TITLES[c] for c in cols) + " |",
              "|---|---|" + "---|" * len(cols)]
@@ -366,6 +382,12 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
                          f"{_f(c['sampled_tokens_total'], 'd')} | {_f(c['sampled_per_accepted'], '.1f')} | "
                          f"{_f(c['estep_seconds'], '.0f')} | {_f(c['train_seconds'], '.0f')} | "
                          f"{_f(c['answered_accuracy'], '.3f')} | {_top(c)} | {_f(c['option_by_option'], '.2f')} |")
+    if itests:
+        lines += ["", "Each iteration against the one before it, same run and questions (McNemar's exact test):", "",
+                  "| run | from | to | only before right | only after right | diff [95% CI] | p |", "|---|---|---|---|---|---|---|"]
+        for t in itests:
+            lines.append(f"| {t['run']} | {t['from']} | {t['to']} | {t['only_a']} | {t['only_b']} | "
+                         f"{t['diff']:+.3f} [{t['diff_ci_low']:+.3f}, {t['diff_ci_high']:+.3f}] | {t['p_value']:.3g} |")
     if ltests:
         lines += ["", "Test-time output length, paired by question (Wilcoxon signed-rank; median of b − a in tokens):", "",
                   "| dataset | model | a | b | n | mean a | mean b | median b − a | p |", "|---|---|---|---|---|---|---|---|---|"]
@@ -483,8 +505,9 @@ def report(paths: list[str], out: Path) -> dict:
     costs = cost_rows(runs)
     ltests = length_tests(runs)
     letters = letter_baselines(runs)
+    itests = iteration_tests(runs)
     figs = plots(runs)
-    md = markdown(rows, tests, runs, costs, ltests, letters)
+    md = markdown(rows, tests, runs, costs, ltests, letters, itests)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "table.md", md)
     buf = io.StringIO()
@@ -495,6 +518,7 @@ def report(paths: list[str], out: Path) -> dict:
     atomic_write_text(out / "table.csv", buf.getvalue())
     atomic_write_text(out / "paired_tests.json", json.dumps(tests, indent=2) + "\n")
     atomic_write_text(out / "length_tests.json", json.dumps(ltests, indent=2) + "\n")
+    atomic_write_text(out / "iteration_tests.json", json.dumps(itests, indent=2) + "\n")
     atomic_write_text(out / "costs.json", json.dumps(costs, indent=2) + "\n")
     for name, png in figs.items():
         (out / name).write_bytes(png)

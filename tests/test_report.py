@@ -116,3 +116,17 @@ def test_goes_through_options():
     assert goes_through_options("- **A.** no\n- **B.** no\n- **C.** yes\nThe answer is (C).")
     assert not goes_through_options("Plants need light to make food. (A) and (B) are animals, (C) is not.\nThe answer is (D).")
     assert not goes_through_options("(A) is wrong.\n(B) is right.\nThe answer is (B).")  # two options weighed
+
+
+def test_iteration_tests_compare_each_iterate_with_the_one_before(tmp_path):
+    from emreason.report import find_runs, iteration_tests
+
+    d = tmp_path / "pps"
+    _fake_run(tmp_path, "pps", [50] * 10, [True] * 8 + [False] * 2, sampled=(100, 100), accepted=(5, 5))
+    for it, correct in ((0, [False] * 10), (1, [True] * 6 + [False] * 4)):
+        (d / f"iter_{it}" / "eval").mkdir(parents=True)
+        (d / f"iter_{it}" / "eval" / "predictions.jsonl").write_text(
+            "".join(json.dumps({"id": f"q{i}", "tokens": 50, "correct": c}) + "\n" for i, c in enumerate(correct)))
+    tests = iteration_tests(find_runs([str(tmp_path)]))
+    assert [(t["from"], t["to"], t["only_a"], t["only_b"]) for t in tests] == [(0, 1, 0, 6), (1, 2, 0, 2)]
+    assert tests[0]["diff"] == 0.6 and tests[0]["p_value"] < 0.05 and tests[1]["p_value"] == 0.5
