@@ -128,6 +128,12 @@ def cmd_report(args) -> int:
     return report_from_cli(args)
 
 
+def cmd_status(args) -> int:
+    from .grid import status_from_cli
+
+    return status_from_cli(args)
+
+
 def cmd_export(args) -> int:
     from .export import export_from_cli
 
@@ -175,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("runs", nargs="+", help="run directories (or folders of them)")
     rep.add_argument("--out", required=True, help="folder for the report")
     rep.set_defaults(func=cmd_report)
+
+    st = sub.add_parser("status", help="where runs (or a grid's cells) stand: phase, progress, accuracy, hours")
+    st.add_argument("runs", nargs="+", help="run directories, or folders of them (with --config: the grid's --out)")
+    st.add_argument("--config", default=None, help="a grid config: list its cells in order, not-started ones too")
+    st.set_defaults(func=cmd_status)
 
     x = sub.add_parser("export", help="a run's iterate as an adapter or merged model, with a model card")
     x.add_argument("run", help="run directory")

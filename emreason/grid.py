@@ -110,3 +110,89 @@ def run_grid(raw: dict, out: Path, source: str, quiet: bool = False, only: str |
         run(cfg, run_dir, resume=True, quiet=quiet)
         statuses.append((name, f"done in {time.perf_counter() - start:.0f} s"))
     return statuses
+
+
+# --- where a study stands -----------------------------------------------------------------------
+
+def _rows(path: Path) -> list[dict]:
+    import json
+
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip().startswith("{")]
+
+
+def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
+    """What a run directory holds: its phase and how far into it, whether a live process holds its
+    lock, the last evaluated accuracy, and the machine time its files record. Read-only, from the
+    files the loop writes, so it can watch a study that another process is running."""
+    import socket
+
+    from .loop import _alive
+
+    out = {"name": run_dir.name, "state": "not started", "progress": "", "running": False,
+           "accuracy": None, "iteration": None, "hours": 0.0}
+    if not (run_dir / "run.json").is_file():
+        return out
+    cfg = cfg or RunConfig.model_validate(read_json(run_dir / "run.json")["config"])
+    lock = run_dir / ".lock"
+    if lock.is_file():
+        host, _, pid = lock.read_text().partition(" ")
+        out["running"] = host == socket.gethostname() and pid.isdigit() and _alive(int(pid))
+    metrics = _rows(run_dir / "metrics.jsonl")
+    if metrics:
+        out["accuracy"], out["iteration"] = metrics[-1].get("eval_accuracy"), metrics[-1]["iteration"]
+        seconds = sum((m.get("estep_seconds") or 0) + (m.get("train_seconds") or 0) + (m.get("eval_seconds") or 0)
+                      for m in metrics)
+        out["hours"] = round(seconds / 3600, 2)
+    state = read_json(run_dir / "state.json") if (run_dir / "state.json").is_file() else {"iteration": 0, "phase": "eval"}
+    k, phase = state.get("iteration", 0), state.get("phase")
+    it = run_dir / f"iter_{k}"
+    if phase == "done" or is_finished(run_dir, cfg):
+        out["state"] = "done"
+        return out
+    if phase == "estep":
+        asked = {r["question_id"] for r in _rows(it / "samples.jsonl") if "question_id" in r}
+        out["state"], out["progress"] = f"iteration {k}: E-step", f"{len(asked)}/{cfg.data.train_size or '?'} questions sampled"
+    elif phase == "mstep":
+        steps = [int(p.name.split("-")[-1]) for p in (it / "logs").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+        out["state"] = f"iteration {k}: M-step"
+        out["progress"] = f"checkpoint at step {max(steps)}" if steps else "no checkpoint yet"
+    else:
+        answered = [r for r in _rows(it / "eval" / "predictions.partial.jsonl") if "id" in r]
+        out["state"] = f"iteration {k}: evaluation" + (" (base)" if k == 0 else "")
+        out["progress"] = f"{len(answered)}/{cfg.data.eval_size or '?'} questions answered"
+    return out
+
+
+def study_status(paths: list[str], config: str | None = None) -> list[dict]:
+    """cell_status of every cell of a grid config (in its order, not-started ones included) under
+    `paths[0]`, or of every run directory found under `paths`."""
+    if config:
+        from .config import read_yaml
+
+        raw = read_yaml(config)
+        if "grid" not in raw:
+            raise EmreasonError(f"--config {config} has no grid: pass the run directory itself")
+        return [cell_status(Path(paths[0]) / name, cfg) for name, cfg in expand(raw, config)]
+    dirs = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise EmreasonError(f"{p} not found: pass run directories or folders that hold them")
+        dirs += [p] if (p / "run.json").is_file() else sorted(x.parent for x in p.glob("*/run.json"))
+    if not dirs:
+        raise EmreasonError(f"no run directory (run.json) under {', '.join(paths)}")
+    return [cell_status(d) for d in dirs]
+
+
+def status_from_cli(args) -> int:
+    rows = study_status(args.runs, args.config)
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        acc = "" if r["accuracy"] is None else f"accuracy {r['accuracy']:.3f} (it {r['iteration']})"
+        what = r["state"] + (f", {r['progress']}" if r["progress"] else "") + (" [running]" if r["running"] else "")
+        print(f"{r['name']:<{width}}  {what:<58} {acc:<24} {r['hours']:5.2f} h" if r["state"] != "not started"
+              else f"{r['name']:<{width}}  not started")
+    done = sum(r["state"] == "done" for r in rows)
+    print(f"{done}/{len(rows)} done, {sum(r['hours'] for r in rows):.1f} machine hours recorded")
+    return 0

@@ -48,4 +48,43 @@ grid:
     assert first.count("done in") == 2
     assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 0
     assert capsys.readouterr().out.count("finished earlier") == 2
+    assert main(["status", str(out), "--config", str(cfg)]) == 0
+    listing = capsys.readouterr().out
+    assert "2/2 done" in listing and "smollm2" not in listing and listing.count(" done ") == 2
     assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
+
+
+def test_status_reads_phase_and_progress_from_the_files(tmp_path, capsys):
+    """A study watched while another process runs it: the phase and how far into it, from files only."""
+    import json
+
+    from emreason.config import RunConfig
+
+    raw = {"iterations": 2, "data": {"train_size": 8, "eval_size": 6}, "grid": {"sampler.name": ["none", "star", "pps"]}}
+    (cfg_path := tmp_path / "g.yaml").write_text(json.dumps(raw))
+    out = tmp_path / "runs"
+    cells = dict(grid.expand(raw))
+    star, pps = out / "smollm2-135m-arc_easy-star-s0", out / "smollm2-135m-arc_easy-pps-s0"
+    for d in (star, pps):
+        (d / "iter_1" / "logs" / "checkpoint-10").mkdir(parents=True)
+        (d / "run.json").write_text(json.dumps({"config": cells[d.name].model_dump(mode="json")}))
+    (star / "state.json").write_text(json.dumps({"iteration": 1, "phase": "estep"}))
+    (star / "iter_1" / "samples.jsonl").write_text("".join(
+        json.dumps({"question_id": q, "stage": s}) + "\n" for q, s in [("a", "plain"), ("a", "rationalize"), ("b", "plain")])
+        + json.dumps({"chunk_done": 0}) + "\n")
+    (pps / "state.json").write_text(json.dumps({"iteration": 1, "phase": "mstep"}))
+    (pps / "metrics.jsonl").write_text(json.dumps({"iteration": 0, "eval_accuracy": 0.25, "eval_seconds": 1800}) + "\n")
+    (pps / ".lock").write_text("some-other-host 1")  # a lock held elsewhere is not "running here"
+    rows = {r["name"]: r for r in grid.study_status([str(out)], str(cfg_path))}
+    assert rows["smollm2-135m-arc_easy-none-s0"]["state"] == "not started"
+    assert (rows[star.name]["state"], rows[star.name]["progress"]) == ("iteration 1: E-step", "2/8 questions sampled")
+    assert (rows[pps.name]["state"], rows[pps.name]["progress"]) == ("iteration 1: M-step", "checkpoint at step 10")
+    assert rows[pps.name]["accuracy"] == 0.25 and rows[pps.name]["hours"] == 0.5 and not rows[pps.name]["running"]
+    assert RunConfig.model_validate(json.loads((pps / "run.json").read_text())["config"]).sampler.name == "pps"
+    assert main(["status", str(out), "--config", str(cfg_path)]) == 0
+    assert "0/3 done" in capsys.readouterr().out
+    (pps / "state.json").write_text(json.dumps({"iteration": 1, "phase": "eval"}))
+    (pps / "iter_1" / "eval").mkdir()
+    (pps / "iter_1" / "eval" / "predictions.partial.jsonl").write_text(
+        "".join(json.dumps({"id": f"q{i}"}) + "\n" for i in range(4)) + json.dumps({"chunk_done": 0}) + "\n")
+    assert grid.cell_status(pps)["progress"] == "4/6 questions answered"
