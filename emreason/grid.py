@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .config import RunConfig, validate
 from .errors import EmreasonError, note
-from .store import read_json
+from .store import read_json, read_jsonl
 
 
 def _get(raw: dict, key: str):
@@ -114,14 +114,6 @@ def run_grid(raw: dict, out: Path, source: str, quiet: bool = False, only: str |
 
 # --- where a study stands -----------------------------------------------------------------------
 
-def _rows(path: Path) -> list[dict]:
-    import json
-
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip().startswith("{")]
-
-
 def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
     """What a run directory holds: its phase and how far into it, whether a live process holds its
     lock, the last evaluated accuracy, and the machine time its files record. Read-only, from the
@@ -130,6 +122,7 @@ def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
 
     from .loop import _alive
 
+    # read_jsonl drops a line another process is still writing
     out = {"name": run_dir.name, "state": "not started", "progress": "", "running": False,
            "accuracy": None, "iteration": None, "hours": 0.0}
     if not (run_dir / "run.json").is_file():
@@ -139,7 +132,7 @@ def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
     if lock.is_file():
         host, _, pid = lock.read_text().partition(" ")
         out["running"] = host == socket.gethostname() and pid.isdigit() and _alive(int(pid))
-    metrics = _rows(run_dir / "metrics.jsonl")
+    metrics = read_jsonl(run_dir / "metrics.jsonl")
     if metrics:
         out["accuracy"], out["iteration"] = metrics[-1].get("eval_accuracy"), metrics[-1]["iteration"]
         seconds = sum((m.get("estep_seconds") or 0) + (m.get("train_seconds") or 0) + (m.get("eval_seconds") or 0)
@@ -152,14 +145,14 @@ def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
         out["state"] = "done"
         return out
     if phase == "estep":
-        asked = {r["question_id"] for r in _rows(it / "samples.jsonl") if "question_id" in r}
+        asked = {r["question_id"] for r in read_jsonl(it / "samples.jsonl") if "question_id" in r}
         out["state"], out["progress"] = f"iteration {k}: E-step", f"{len(asked)}/{cfg.data.train_size or '?'} questions sampled"
     elif phase == "mstep":
         steps = [int(p.name.split("-")[-1]) for p in (it / "logs").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
         out["state"] = f"iteration {k}: M-step"
         out["progress"] = f"checkpoint at step {max(steps)}" if steps else "no checkpoint yet"
     else:
-        answered = [r for r in _rows(it / "eval" / "predictions.partial.jsonl") if "id" in r]
+        answered = [r for r in read_jsonl(it / "eval" / "predictions.partial.jsonl") if "id" in r]
         out["state"] = f"iteration {k}: evaluation" + (" (base)" if k == 0 else "")
         out["progress"] = f"{len(answered)}/{cfg.data.eval_size or '?'} questions answered"
     return out
