@@ -349,6 +349,10 @@ def _f(v, fmt: str) -> str:
     return "–" if v is None else format(v, fmt)
 
 
+def _diff(t: dict) -> str:
+    return f"{t['diff']:+.3f} [{t['diff_ci_low']:+.3f}, {t['diff_ci_high']:+.3f}]"
+
+
 def _top(c: dict) -> str:
     return "–" if c["top_pred"] is None else f"({c['top_pred']}) {c['top_pred_share']:.2f}"
 
@@ -368,7 +372,7 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
               "| dataset | model | a | b | only a right | only b right | diff [95% CI] | p |", "|---|---|---|---|---|---|---|---|"]
     for t in tests:
         lines.append(f"| {t['dataset']} | {t['model']} | {t['a']} | {t['b']} | {t['only_a']} | {t['only_b']} | "
-                     f"{t['diff']:+.3f} [{t['diff_ci_low']:+.3f}, {t['diff_ci_high']:+.3f}] | {t['p_value']:.3g} |")
+                     f"{_diff(t)} | {t['p_value']:.3g} |")
     if costs:
         lines += ["", "Rationale length and E-step cost (each column's compared iterate; sampled tokens summed over its E-steps):", "",
                   "| dataset | model | column | it | test output tokens (mean) | parse rate | accepted rationale tokens | "
@@ -387,7 +391,7 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
                   "| run | from | to | only before right | only after right | diff [95% CI] | p |", "|---|---|---|---|---|---|---|"]
         for t in itests:
             lines.append(f"| {t['run']} | {t['from']} | {t['to']} | {t['only_a']} | {t['only_b']} | "
-                         f"{t['diff']:+.3f} [{t['diff_ci_low']:+.3f}, {t['diff_ci_high']:+.3f}] | {t['p_value']:.3g} |")
+                         f"{_diff(t)} | {t['p_value']:.3g} |")
     if ltests:
         lines += ["", "Test-time output length, paired by question (Wilcoxon signed-rank; median of b − a in tokens):", "",
                   "| dataset | model | a | b | n | mean a | mean b | median b − a | p |", "|---|---|---|---|---|---|---|---|---|"]
