@@ -118,21 +118,15 @@ def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
     """What a run directory holds: its phase and how far into it, whether a live process holds its
     lock, the last evaluated accuracy, and the machine time its files record. Read-only, from the
     files the loop writes, so it can watch a study that another process is running."""
-    import socket
+    from .loop import RunLock
 
-    from .loop import _alive
-
-    # read_jsonl drops a line another process is still writing
     out = {"name": run_dir.name, "state": "not started", "progress": "", "running": False,
            "accuracy": None, "iteration": None, "hours": 0.0}
     if not (run_dir / "run.json").is_file():
         return out
     cfg = cfg or RunConfig.model_validate(read_json(run_dir / "run.json")["config"])
-    lock = run_dir / ".lock"
-    if lock.is_file():
-        host, _, pid = lock.read_text().partition(" ")
-        out["running"] = host == socket.gethostname() and pid.isdigit() and _alive(int(pid))
-    metrics = read_jsonl(run_dir / "metrics.jsonl")
+    out["running"] = RunLock(run_dir).holder()[0] == "alive"
+    metrics = read_jsonl(run_dir / "metrics.jsonl")  # read_jsonl drops a line another process is still writing
     if metrics:
         out["accuracy"], out["iteration"] = metrics[-1].get("eval_accuracy"), metrics[-1]["iteration"]
         seconds = sum((m.get("estep_seconds") or 0) + (m.get("train_seconds") or 0) + (m.get("eval_seconds") or 0)

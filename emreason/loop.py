@@ -58,14 +58,25 @@ class RunLock:
                 os.close(fd)
                 return self
             except FileExistsError:
-                host, _, pid = self.path.read_text().partition(" ")
-                if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+                holder, host, pid = self.holder()
+                if holder == "dead":
                     note(f"removing a stale lock left by process {pid}")
                     self.path.unlink(missing_ok=True)
                     continue
                 raise EmreasonError(f"{self.path.parent} is in use by process {pid} on {host}: wait for it to "
                                     f"finish, or delete {self.path} if that process is gone") from None
         raise EmreasonError(f"could not lock {self.path.parent}")
+
+    def holder(self) -> tuple[str, str, str]:
+        """(state, host, pid) of the lock's holder; state is 'none' (no lock), 'alive' or 'dead' (a
+        process on this host), or 'elsewhere' (another host: whether it lives cannot be told)."""
+        try:
+            host, _, pid = self.path.read_text().partition(" ")
+        except FileNotFoundError:
+            return "none", "", ""
+        if host != socket.gethostname() or not pid.isdigit():
+            return "elsewhere", host, pid
+        return ("alive" if _alive(int(pid)) else "dead"), host, pid
 
     def __exit__(self, *exc):
         self.path.unlink(missing_ok=True)
