@@ -129,12 +129,16 @@ def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
     metrics = read_jsonl(run_dir / "metrics.jsonl")  # read_jsonl drops a line another process is still writing
     if metrics:
         out["accuracy"], out["iteration"] = metrics[-1].get("eval_accuracy"), metrics[-1]["iteration"]
-        seconds = sum((m.get("estep_seconds") or 0) + (m.get("train_seconds") or 0) + (m.get("eval_seconds") or 0)
-                      for m in metrics)
-        out["hours"] = round(seconds / 3600, 2)
+    seconds = sum((m.get("estep_seconds") or 0) + (m.get("train_seconds") or 0) + (m.get("eval_seconds") or 0)
+                  for m in metrics)
     state = read_json(run_dir / "state.json") if (run_dir / "state.json").is_file() else {"iteration": 0, "phase": "eval"}
     k, phase = state.get("iteration", 0), state.get("phase")
     it = run_dir / f"iter_{k}"
+    if k > (metrics[-1]["iteration"] if metrics else -1):  # the phases already finished in the running iteration
+        for name, key in (("estep.json", "estep_seconds"), ("train_stats.json", "train_seconds")):
+            if (it / name).is_file():
+                seconds += read_json(it / name).get(key) or 0
+    out["hours"] = round(seconds / 3600, 2)
     if phase == "done" or is_finished(run_dir, cfg):
         out["state"] = "done"
         return out

@@ -69,6 +69,7 @@ def test_status_reads_phase_and_progress_from_the_files(tmp_path, capsys):
         (d / "iter_1" / "logs" / "checkpoint-10").mkdir(parents=True)
         (d / "run.json").write_text(json.dumps({"config": cells[d.name].model_dump(mode="json")}))
     (star / "state.json").write_text(json.dumps({"iteration": 1, "phase": "estep"}))
+    (star / "iter_1" / "estep.json").write_text(json.dumps({"estep_seconds": 900}))  # an earlier, finished E-step
     (star / "iter_1" / "samples.jsonl").write_text("".join(
         json.dumps({"question_id": q, "stage": s}) + "\n" for q, s in [("a", "plain"), ("a", "rationalize"), ("b", "plain")])
         + json.dumps({"chunk_done": 0}) + "\n")
@@ -88,3 +89,7 @@ def test_status_reads_phase_and_progress_from_the_files(tmp_path, capsys):
     (pps / "iter_1" / "eval" / "predictions.partial.jsonl").write_text(
         "".join(json.dumps({"id": f"q{i}"}) + "\n" for i in range(4)) + json.dumps({"chunk_done": 0}) + "\n")
     assert grid.cell_status(pps)["progress"] == "4/6 questions answered"
+    # the running iteration's finished phases count before its metrics line is written
+    (pps / "iter_1" / "train_stats.json").write_text(json.dumps({"train_seconds": 3600}))
+    (pps / "iter_1" / "estep.json").write_text(json.dumps({"estep_seconds": 1800}))
+    assert grid.cell_status(pps)["hours"] == 2.0 and rows[star.name]["hours"] == 0.25
