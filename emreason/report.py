@@ -169,6 +169,30 @@ def iteration_tests(runs: list[Run]) -> list[dict]:
     return out
 
 
+def matched_tests(runs: list[Run]) -> list[dict]:
+    """Two trained columns of a row compared at the same EM iteration k (McNemar's exact test),
+    for every k both reached. The final-iterate tests answer "which column ends best"; these say
+    whether a gap is there from the start or opens (or closes) with iterations. Secondary, and many:
+    read their p-values as exploratory."""
+    out = []
+    for key in dict.fromkeys(r.key for r in runs):
+        cols = {}
+        for run in runs:
+            if run.key == key and run.sampler in COLUMNS and run.sampler != "none":
+                cols[run.sampler] = run
+        names = [c for c in COLUMNS if c in cols]
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                its_b = {m["iteration"] for m in cols[b].metrics}
+                for k in sorted({m["iteration"] for m in cols[a].metrics} & its_b - {0}):
+                    pa, pb = cols[a].predictions(k), cols[b].predictions(k)
+                    common = sorted(pa.keys() & pb.keys())
+                    if common:
+                        t = mcnemar([pa[q] for q in common], [pb[q] for q in common])
+                        out.append({"dataset": key[0], "model": key[1], "iteration": k, "a": a, "b": b, **t})
+    return out
+
+
 def length_tests(runs: list[Run]) -> list[dict]:
     """Is one column's test-time rationale shorter than another's? Per question, the tokens each
     final iterate wrote on the same test question (answer line included), compared with the
@@ -358,7 +382,8 @@ def _top(c: dict) -> str:
 
 
 def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[dict] | None = None,
-             ltests: list[dict] | None = None, letters: list[dict] | None = None, itests: list[dict] | None = None) -> str:
+             ltests: list[dict] | None = None, letters: list[dict] | None = None, itests: list[dict] | None = None,
+             mtests: list[dict] | None = None) -> str:
     cols = [c for c in COLUMNS if any(c in r for r in rows)]
     lines = ["| dataset | model | " + " | ".join(TITLES[c] for c in cols) + " |",
              "|---|---|" + "---|" * len(cols)]
@@ -392,6 +417,13 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
         for t in itests:
             lines.append(f"| {t['run']} | {t['from']} | {t['to']} | {t['only_a']} | {t['only_b']} | "
                          f"{_diff(t)} | {t['p_value']:.3g} |")
+    if mtests:
+        lines += ["", "Trained columns at the same EM iteration (McNemar's exact test; exploratory):", "",
+                  "| dataset | model | iteration | a | b | only a right | only b right | diff [95% CI] | p |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for t in mtests:
+            lines.append(f"| {t['dataset']} | {t['model']} | {t['iteration']} | {t['a']} | {t['b']} | {t['only_a']} | "
+                         f"{t['only_b']} | {_diff(t)} | {t['p_value']:.3g} |")
     if ltests:
         lines += ["", "Test-time output length, paired by question (Wilcoxon signed-rank; median of b − a in tokens):", "",
                   "| dataset | model | a | b | n | mean a | mean b | median b − a | p |", "|---|---|---|---|---|---|---|---|---|"]
@@ -510,8 +542,9 @@ def report(paths: list[str], out: Path) -> dict:
     ltests = length_tests(runs)
     letters = letter_baselines(runs)
     itests = iteration_tests(runs)
+    mtests = matched_tests(runs)
     figs = plots(runs)
-    md = markdown(rows, tests, runs, costs, ltests, letters, itests)
+    md = markdown(rows, tests, runs, costs, ltests, letters, itests, mtests)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "table.md", md)
     buf = io.StringIO()
@@ -523,6 +556,7 @@ def report(paths: list[str], out: Path) -> dict:
     atomic_write_text(out / "paired_tests.json", json.dumps(tests, indent=2) + "\n")
     atomic_write_text(out / "length_tests.json", json.dumps(ltests, indent=2) + "\n")
     atomic_write_text(out / "iteration_tests.json", json.dumps(itests, indent=2) + "\n")
+    atomic_write_text(out / "matched_tests.json", json.dumps(mtests, indent=2) + "\n")
     atomic_write_text(out / "costs.json", json.dumps(costs, indent=2) + "\n")
     for name, png in figs.items():
         (out / name).write_bytes(png)

@@ -130,3 +130,27 @@ def test_iteration_tests_compare_each_iterate_with_the_one_before(tmp_path):
     tests = iteration_tests(find_runs([str(tmp_path)]))
     assert [(t["from"], t["to"], t["only_a"], t["only_b"]) for t in tests] == [(0, 1, 0, 6), (1, 2, 0, 2)]
     assert tests[0]["diff"] == 0.6 and tests[0]["p_value"] < 0.05 and tests[1]["p_value"] == 0.5
+
+
+def test_matched_tests_compare_columns_at_the_same_iteration(tmp_path):
+    """PPS ahead of STaR at iteration 1 and behind at iteration 2: the final-iterate test shows only
+    the second; the matched tests show both, and a column with one iteration meets the others at 1."""
+    from emreason.report import find_runs, markdown, matched_tests
+
+    def evals(sampler, per_iteration):
+        for it, correct in enumerate(per_iteration, start=1):
+            (tmp_path / sampler / f"iter_{it}" / "eval").mkdir(parents=True, exist_ok=True)
+            (tmp_path / sampler / f"iter_{it}" / "eval" / "predictions.jsonl").write_text(
+                "".join(json.dumps({"id": f"q{i}", "tokens": 50, "correct": c}) + "\n" for i, c in enumerate(correct)))
+
+    for s in ("star", "pps"):
+        _fake_run(tmp_path, s, [50] * 10, [False] * 10, sampled=(100, 100), accepted=(5, 5))
+    _fake_run(tmp_path, "direct", [5] * 10, [False] * 10, sampled=(0,), accepted=(10,), mode="direct")
+    evals("star", [[True] * 2 + [False] * 8, [True] * 9 + [False]])
+    evals("pps", [[True] * 8 + [False] * 2, [True] * 3 + [False] * 7])
+    evals("direct", [[True] * 5 + [False] * 5])
+    tests = matched_tests(find_runs([str(tmp_path)]))
+    got = {(t["iteration"], t["a"], t["b"]): (t["only_a"], t["only_b"]) for t in tests}
+    assert got == {(1, "direct", "star"): (3, 0), (1, "direct", "pps"): (0, 3),
+                   (1, "star", "pps"): (0, 6), (2, "star", "pps"): (6, 0)}
+    assert "| arc_easy | m | 2 | star | pps | 6 | 0 |" in markdown([], [], [], mtests=tests)
