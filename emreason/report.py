@@ -377,6 +377,11 @@ def _diff(t: dict) -> str:
     return f"{t['diff']:+.3f} [{t['diff_ci_low']:+.3f}, {t['diff_ci_high']:+.3f}]"
 
 
+def _p(p: float) -> str:
+    """A p-value; scipy returns 0.0 below the smallest double, which is not a probability of zero."""
+    return "< 1e-300" if p == 0 else f"{p:.3g}"
+
+
 def _top(c: dict) -> str:
     return "–" if c["top_pred"] is None else f"({c['top_pred']}) {c['top_pred_share']:.2f}"
 
@@ -397,7 +402,7 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
               "| dataset | model | a | b | only a right | only b right | diff [95% CI] | p |", "|---|---|---|---|---|---|---|---|"]
     for t in tests:
         lines.append(f"| {t['dataset']} | {t['model']} | {t['a']} | {t['b']} | {t['only_a']} | {t['only_b']} | "
-                     f"{_diff(t)} | {t['p_value']:.3g} |")
+                     f"{_diff(t)} | {_p(t['p_value'])} |")
     if costs:
         lines += ["", "Rationale length and E-step cost (each column's compared iterate; sampled tokens summed over its E-steps):", "",
                   "| dataset | model | column | it | test output tokens (mean) | parse rate | accepted rationale tokens | "
@@ -416,20 +421,20 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
                   "| run | from | to | only before right | only after right | diff [95% CI] | p |", "|---|---|---|---|---|---|---|"]
         for t in itests:
             lines.append(f"| {t['run']} | {t['from']} | {t['to']} | {t['only_a']} | {t['only_b']} | "
-                         f"{_diff(t)} | {t['p_value']:.3g} |")
+                         f"{_diff(t)} | {_p(t['p_value'])} |")
     if mtests:
         lines += ["", "Trained columns at the same EM iteration (McNemar's exact test; exploratory):", "",
                   "| dataset | model | iteration | a | b | only a right | only b right | diff [95% CI] | p |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for t in mtests:
             lines.append(f"| {t['dataset']} | {t['model']} | {t['iteration']} | {t['a']} | {t['b']} | {t['only_a']} | "
-                         f"{t['only_b']} | {_diff(t)} | {t['p_value']:.3g} |")
+                         f"{t['only_b']} | {_diff(t)} | {_p(t['p_value'])} |")
     if ltests:
         lines += ["", "Test-time output length, paired by question (Wilcoxon signed-rank; median of b − a in tokens):", "",
                   "| dataset | model | a | b | n | mean a | mean b | median b − a | p |", "|---|---|---|---|---|---|---|---|---|"]
         for t in ltests:
             lines.append(f"| {t['dataset']} | {t['model']} | {t['a']} | {t['b']} | {t['n']} | {t['mean_a']:.1f} | "
-                         f"{t['mean_b']:.1f} | {t['median_diff']:+.0f} | {t['p_value']:.3g} |")
+                         f"{t['mean_b']:.1f} | {t['median_diff']:+.0f} | {_p(t['p_value'])} |")
     lines += ["", "Per iteration:", "", "| run | iter | accept rate | tokens / accepted | rationale tokens | train loss | accuracy [95% CI] | parse rate |",
               "|---|---|---|---|---|---|---|---|"]
     for run in runs:

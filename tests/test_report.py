@@ -154,3 +154,11 @@ def test_matched_tests_compare_columns_at_the_same_iteration(tmp_path):
     assert got == {(1, "direct", "star"): (3, 0), (1, "direct", "pps"): (0, 3),
                    (1, "star", "pps"): (0, 6), (2, "star", "pps"): (6, 0)}
     assert "| arc_easy | m | 2 | star | pps | 6 | 0 |" in markdown([], [], [], mtests=tests)
+
+
+def test_a_p_value_that_underflows_is_not_printed_as_zero():
+    from emreason.report import markdown
+
+    t = {"dataset": "arc_easy", "model": "m", "a": "star", "b": "pps", "n": 300, "mean_a": 129.1, "mean_b": 257.6,
+         "median_diff": 135.0, "p_value": 0.0}
+    assert "| +135 | < 1e-300 |" in markdown([], [], [], ltests=[t])
