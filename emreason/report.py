@@ -136,6 +136,12 @@ def _columns(runs: list[Run]) -> dict[tuple, dict[str, tuple[Run, int]]]:
     return {k: {c: g[c] for c in COLUMNS if c in g} for k, g in groups.items()}
 
 
+def _mcnemar_on_common(pa: dict[str, bool], pb: dict[str, bool]) -> dict | None:
+    """McNemar's exact test of two iterates' correctness on the questions both evaluated."""
+    common = sorted(pa.keys() & pb.keys())
+    return mcnemar([pa[q] for q in common], [pb[q] for q in common]) if common else None
+
+
 def paired_tests(runs: list[Run]) -> list[dict]:
     """McNemar's exact test between every two columns of a (dataset, model) row, final iterates,
     on the questions both evaluated; the base is iteration 0."""
@@ -144,12 +150,9 @@ def paired_tests(runs: list[Run]) -> list[dict]:
         names = [c for c in COLUMNS if c in g]
         for i, a in enumerate(names):
             for b in names[i + 1:]:
-                pa, pb = g[a][0].predictions(g[a][1]), g[b][0].predictions(g[b][1])
-                common = sorted(pa.keys() & pb.keys())
-                if not common:
-                    continue
-                t = mcnemar([pa[q] for q in common], [pb[q] for q in common])
-                out.append({"dataset": key[0], "model": key[1], "a": a, "b": b, **t})
+                t = _mcnemar_on_common(g[a][0].predictions(g[a][1]), g[b][0].predictions(g[b][1]))
+                if t:
+                    out.append({"dataset": key[0], "model": key[1], "a": a, "b": b, **t})
     return out
 
 
@@ -160,10 +163,8 @@ def iteration_tests(runs: list[Run]) -> list[dict]:
     for run in runs:
         its = [m["iteration"] for m in run.metrics]
         for prev, it in zip(its, its[1:]):
-            pa, pb = run.predictions(prev), run.predictions(it)
-            common = sorted(pa.keys() & pb.keys())
-            if common:
-                t = mcnemar([pa[q] for q in common], [pb[q] for q in common])
+            t = _mcnemar_on_common(run.predictions(prev), run.predictions(it))
+            if t:
                 out.append({"run": run.name, "dataset": run.key[0], "model": run.key[1], "sampler": run.sampler,
                             "from": prev, "to": it, **t})
     return out
@@ -175,20 +176,14 @@ def matched_tests(runs: list[Run]) -> list[dict]:
     whether a gap is there from the start or opens (or closes) with iterations. Secondary, and many:
     read their p-values as exploratory."""
     out = []
-    for key in dict.fromkeys(r.key for r in runs):
-        cols = {}
-        for run in runs:
-            if run.key == key and run.sampler in COLUMNS and run.sampler != "none":
-                cols[run.sampler] = run
-        names = [c for c in COLUMNS if c in cols]
+    for key, g in _columns(runs).items():
+        names = [c for c in g if c != "none"]
         for i, a in enumerate(names):
             for b in names[i + 1:]:
-                its_b = {m["iteration"] for m in cols[b].metrics}
-                for k in sorted({m["iteration"] for m in cols[a].metrics} & its_b - {0}):
-                    pa, pb = cols[a].predictions(k), cols[b].predictions(k)
-                    common = sorted(pa.keys() & pb.keys())
-                    if common:
-                        t = mcnemar([pa[q] for q in common], [pb[q] for q in common])
+                ra, rb = g[a][0], g[b][0]
+                for k in sorted({m["iteration"] for m in ra.metrics} & {m["iteration"] for m in rb.metrics} - {0}):
+                    t = _mcnemar_on_common(ra.predictions(k), rb.predictions(k))
+                    if t:
                         out.append({"dataset": key[0], "model": key[1], "iteration": k, "a": a, "b": b, **t})
     return out
 
