@@ -5,6 +5,12 @@ per-iteration predictions and sample logs), so a report can be regenerated from 
 at any time. The table follows the reference paper: rows dataset x model, columns base zero-shot
 CoT, direct fine-tuning, rejection, STaR, PPS, each the final iterate's accuracy with its 95%
 interval. Paired comparisons use McNemar's exact test on the questions both runs answered.
+
+A cell run with several seeds (`data.seed`) is one column of several runs: its accuracy is the mean
+over seeds of each question's correctness, with a 95% interval over questions and the spread across
+seeds beside it, and comparisons involving it use the Wilcoxon signed-rank test on the per-question
+differences of seed-averaged correctness (with one seed each that reduces to McNemar's setting, and
+McNemar's exact test is used).
 """
 
 from __future__ import annotations
@@ -51,6 +57,10 @@ class Run:
     @property
     def sampler(self) -> str:
         return self.config["sampler"]["name"]
+
+    @property
+    def seed(self) -> int:
+        return self.config["data"].get("seed") or 0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -110,36 +120,86 @@ def _fmt(acc: float, lo: float, hi: float) -> str:
 
 
 def table(runs: list[Run]) -> list[dict]:
-    """One row per (dataset, model): each column's final-iteration accuracy with its interval."""
+    """One row per (dataset, model): each column's final-iteration accuracy with its interval, as
+    (accuracy, ci_low, ci_high, n, iteration, seeds, sd across seeds)."""
+    from scipy.stats import ttest_1samp
+
     rows = []
     for key, g in _columns(runs).items():
         row = {"dataset": key[0], "model": key[1]}
-        for c, (run, it) in g.items():
-            m = next(x for x in run.metrics if x["iteration"] == it)
-            row[c] = (m["eval_accuracy"], m["eval_ci_low"], m["eval_ci_high"], m["eval_n"], it)
+        for c, entries in g.items():
+            it = max(i for _, i in entries)
+            if len(entries) == 1:
+                run = entries[0][0]
+                m = next(x for x in run.metrics if x["iteration"] == it)
+                row[c] = (m["eval_accuracy"], m["eval_ci_low"], m["eval_ci_high"], m["eval_n"], it, 1, None)
+                continue
+            per_q = list(_seed_mean(entries, Run.predictions).values())
+            accs = [next(x for x in r.metrics if x["iteration"] == i)["eval_accuracy"] for r, i in entries]
+            acc = sum(per_q) / len(per_q)
+            ci = ttest_1samp(per_q, acc).confidence_interval() if len(set(per_q)) > 1 else (acc, acc)
+            sd = (sum((a - sum(accs) / len(accs)) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5
+            row[c] = (acc, max(0.0, float(ci[0])), min(1.0, float(ci[1])), len(per_q), it, len(entries), sd)
         rows.append(row)
     return rows
 
 
-def _columns(runs: list[Run]) -> dict[tuple, dict[str, tuple[Run, int]]]:
-    """(dataset, model) -> column -> (run, iteration compared): final iterates; the base is iteration 0."""
-    groups: dict[tuple, dict[str, tuple[Run, int]]] = {}
-    # The base column is the untrained model's zero-shot CoT evaluation: the `none` run's, else any
+Entries = list[tuple[Run, int]]  # one column of a row: (run, iteration compared) per seed
+
+
+def _columns(runs: list[Run]) -> dict[tuple, dict[str, Entries]]:
+    """(dataset, model) -> column -> [(run, iteration compared)], one per seed: final iterates;
+    the base is iteration 0."""
+    groups: dict[tuple, dict[str, Entries]] = {}
+    # The base column is the untrained model's zero-shot CoT evaluation: the `none` runs', else any
     # run's iteration 0 evaluated with rationales (a `direct` run's iteration 0 answers directly).
-    for run in sorted(runs, key=lambda r: r.sampler != "none"):
+    for run in sorted(runs, key=lambda r: (r.sampler != "none", r.seed)):
         g = groups.setdefault(run.key, {})
         m0 = run.metrics[0]
-        if m0["iteration"] == 0 and m0.get("eval_mode", "cot") == "cot":
-            g.setdefault("none", (run, 0))
+        if run.sampler == "none":
+            g.setdefault("none", []).append((run, 0))
+        elif m0["iteration"] == 0 and m0.get("eval_mode", "cot") == "cot":
+            g.setdefault("none", [(run, 0)])
         if run.sampler != "none" and run.final["iteration"] > 0:  # a run still at iteration 0 has no column yet
-            g[run.sampler] = (run, run.final["iteration"])
+            g.setdefault(run.sampler, []).append((run, run.final["iteration"]))
     return {k: {c: g[c] for c in COLUMNS if c in g} for k, g in groups.items()}
+
+
+def _seed_mean(entries: Entries, per_question) -> dict[str, float]:
+    """Question -> the mean over a column's seeds of `per_question(run, iteration)[question]`, on the
+    questions every seed evaluated."""
+    maps = [per_question(run, it) for run, it in entries]
+    common = set.intersection(*(set(m) for m in maps)) if maps else set()
+    return {q: sum(float(m[q]) for m in maps) / len(maps) for q in sorted(common)}
 
 
 def _mcnemar_on_common(pa: dict[str, bool], pb: dict[str, bool]) -> dict | None:
     """McNemar's exact test of two iterates' correctness on the questions both evaluated."""
     common = sorted(pa.keys() & pb.keys())
     return mcnemar([pa[q] for q in common], [pb[q] for q in common]) if common else None
+
+
+def _compare(ea: Entries, eb: Entries) -> dict | None:
+    """Two columns on the questions both evaluated: McNemar's exact test when each is one run;
+    with several seeds, the Wilcoxon signed-rank test on the per-question differences of
+    seed-averaged correctness (only_a / only_b count the questions where a / b is ahead), the mean
+    difference b − a with a t-interval over questions."""
+    if len(ea) == 1 and len(eb) == 1:
+        t = _mcnemar_on_common(ea[0][0].predictions(ea[0][1]), eb[0][0].predictions(eb[0][1]))
+        return {**t, "test": "mcnemar"} if t else None
+    from scipy.stats import ttest_1samp, wilcoxon
+
+    pa, pb = _seed_mean(ea, Run.predictions), _seed_mean(eb, Run.predictions)
+    common = sorted(pa.keys() & pb.keys())
+    if not common:
+        return None
+    d = [pb[q] - pa[q] for q in common]
+    diff = sum(d) / len(d)
+    lo, hi = ttest_1samp(d, diff).confidence_interval() if len(set(d)) > 1 else (diff, diff)
+    return {"n": len(d), "only_a": sum(x < 0 for x in d), "only_b": sum(x > 0 for x in d),
+            "p_value": float(wilcoxon(d).pvalue) if any(d) else 1.0, "diff": diff,
+            "diff_ci_low": float(lo), "diff_ci_high": float(hi), "test": "wilcoxon (seed-averaged)",
+            "seeds_a": len(ea), "seeds_b": len(eb)}
 
 
 def paired_tests(runs: list[Run]) -> list[dict]:
@@ -150,7 +210,7 @@ def paired_tests(runs: list[Run]) -> list[dict]:
         names = [c for c in COLUMNS if c in g]
         for i, a in enumerate(names):
             for b in names[i + 1:]:
-                t = _mcnemar_on_common(g[a][0].predictions(g[a][1]), g[b][0].predictions(g[b][1]))
+                t = _compare(g[a], g[b])
                 if t:
                     out.append({"dataset": key[0], "model": key[1], "a": a, "b": b, **t})
     return out
@@ -166,7 +226,7 @@ def iteration_tests(runs: list[Run]) -> list[dict]:
             t = _mcnemar_on_common(run.predictions(prev), run.predictions(it))
             if t:
                 out.append({"run": run.name, "dataset": run.key[0], "model": run.key[1], "sampler": run.sampler,
-                            "from": prev, "to": it, **t})
+                            "from": prev, "to": it, **t, "test": "mcnemar"})
     return out
 
 
@@ -175,14 +235,17 @@ def matched_tests(runs: list[Run]) -> list[dict]:
     for every k both reached. The final-iterate tests answer "which column ends best"; these say
     whether a gap is there from the start or opens (or closes) with iterations. Secondary, and many:
     read their p-values as exploratory."""
+    def at(entries: Entries, k: int) -> Entries:  # a column's seeds that reached iteration k
+        return [(r, k) for r, _ in entries if any(m["iteration"] == k for m in r.metrics)]
+
     out = []
     for key, g in _columns(runs).items():
         names = [c for c in g if c != "none"]
         for i, a in enumerate(names):
             for b in names[i + 1:]:
-                ra, rb = g[a][0], g[b][0]
-                for k in sorted({m["iteration"] for m in ra.metrics} & {m["iteration"] for m in rb.metrics} - {0}):
-                    t = _mcnemar_on_common(ra.predictions(k), rb.predictions(k))
+                for k in range(1, max(it for _, it in g[a] + g[b]) + 1):
+                    ea, eb = at(g[a], k), at(g[b], k)
+                    t = _compare(ea, eb) if ea and eb else None
                     if t:
                         out.append({"dataset": key[0], "model": key[1], "iteration": k, "a": a, "b": b, **t})
     return out
@@ -196,10 +259,10 @@ def length_tests(runs: list[Run]) -> list[dict]:
 
     out = []
     for key, g in _columns(runs).items():
-        names = [c for c in COLUMNS if c in g and g[c][0].metrics[-1 if c != "none" else 0].get("eval_mode", "cot") == "cot"]
+        names = [c for c in COLUMNS if c in g and g[c][0][0].metrics[-1 if c != "none" else 0].get("eval_mode", "cot") == "cot"]
         for i, a in enumerate(names):
             for b in names[i + 1:]:
-                la, lb = g[a][0].output_tokens(g[a][1]), g[b][0].output_tokens(g[b][1])
+                la, lb = _seed_mean(g[a], Run.output_tokens), _seed_mean(g[b], Run.output_tokens)
                 common = sorted(la.keys() & lb.keys())
                 if len(common) < 10:
                     continue
@@ -218,32 +281,52 @@ def cost_rows(runs: list[Run]) -> list[dict]:
     rows = []
     for key, g in _columns(runs).items():
         for c in COLUMNS:
-            if c not in g:
-                continue
-            run, it = g[c]
-            ms = [m for m in run.metrics if m["iteration"] <= it]
-            m = ms[-1]
-            sampled = sum(x.get("sampled_tokens") or 0 for x in ms)
-            accepted = sum(x.get("accepted") or 0 for x in ms)
-            preds = run.prediction_rows(it)
-            answered = [p for p in preds if p.get("pred")]
-            top = Counter(p["pred"] for p in answered).most_common(1)
-            rows.append({"dataset": key[0], "model": key[1], "column": c, "iteration": it,
-                         "eval_mode": m.get("eval_mode", "cot"), "test_rationale_tokens": m.get("eval_mean_rationale_tokens"),
-                         "parse_rate": m.get("eval_parse_rate"), "train_rationale_tokens": m.get("mean_rationale_tokens"),
-                         "accepted_total": accepted if c not in ("none", "direct") else None,
-                         "sampled_tokens_total": sampled if c not in ("none", "direct") else None,
-                         "sampled_per_accepted": sampled / accepted if accepted and c not in ("none", "direct") else None,
-                         "estep_seconds": sum(x.get("estep_seconds") or 0 for x in ms) or None,
-                         "train_seconds": sum(x.get("train_seconds") or 0 for x in ms) or None,
-                         # accuracy where the reader found an answer, and the most frequent answer's share
-                         # of all questions: output format and letter habits, apart from accuracy
-                         "answered_accuracy": sum(bool(p["correct"]) for p in answered) / len(answered) if answered else None,
-                         "top_pred": top[0][0] if top else None,
-                         "top_pred_share": top[0][1] / len(preds) if top else None,
-                         "option_by_option": sum(goes_through_options(p.get("output") or "") for p in preds) / len(preds)
-                         if preds and m.get("eval_mode", "cot") == "cot" else None})
+            if c in g:
+                rows.append(_mean_over_seeds([_cost_row(key, c, run, it) for run, it in g[c]]))
     return rows
+
+
+def _mean_over_seeds(rows: list[dict]) -> dict:
+    """One column's cost rows, one per seed, as one: numbers averaged, the commonest answer pooled."""
+    out = dict(rows[0], seeds=len(rows))
+    if len(rows) == 1:
+        return out
+    for k in rows[0]:
+        vals = [r[k] for r in rows if isinstance(r[k], (int, float)) and not isinstance(r[k], bool)]
+        if vals and k not in ("iteration", "top_pred_share"):
+            out[k] = sum(vals) / len(vals)
+    tops = Counter(r["top_pred"] for r in rows if r["top_pred"] is not None).most_common(1)
+    out["top_pred"] = tops[0][0] if tops else None
+    shares = [r["top_pred_share"] for r in rows if tops and r["top_pred"] == out["top_pred"]]
+    out["top_pred_share"] = sum(shares) / len(shares) if shares else None
+    return out
+
+
+def _cost_row(key: tuple, c: str, run: Run, it: int) -> dict:
+    ms = [m for m in run.metrics if m["iteration"] <= it]
+    m = ms[-1]
+    sampled = sum(x.get("sampled_tokens") or 0 for x in ms)
+    accepted = sum(x.get("accepted") or 0 for x in ms)
+    preds = run.prediction_rows(it)
+    answered = [p for p in preds if p.get("pred")]
+    top = Counter(p["pred"] for p in answered).most_common(1)
+    trained = c not in ("none", "direct")
+    cot = m.get("eval_mode", "cot") == "cot"
+    return {"dataset": key[0], "model": key[1], "column": c, "iteration": it,
+            "eval_mode": m.get("eval_mode", "cot"), "test_rationale_tokens": m.get("eval_mean_rationale_tokens"),
+            "parse_rate": m.get("eval_parse_rate"), "train_rationale_tokens": m.get("mean_rationale_tokens"),
+            "accepted_total": accepted if trained else None,
+            "sampled_tokens_total": sampled if trained else None,
+            "sampled_per_accepted": sampled / accepted if accepted and trained else None,
+            "estep_seconds": sum(x.get("estep_seconds") or 0 for x in ms) or None,
+            "train_seconds": sum(x.get("train_seconds") or 0 for x in ms) or None,
+            # accuracy where the reader found an answer, and the most frequent answer's share
+            # of all questions: output format and letter habits, apart from accuracy
+            "answered_accuracy": sum(bool(p["correct"]) for p in answered) / len(answered) if answered else None,
+            "top_pred": top[0][0] if top else None,
+            "top_pred_share": top[0][1] / len(preds) if top else None,
+            "option_by_option": sum(goes_through_options(p.get("output") or "") for p in preds) / len(preds)
+            if preds and cot else None}
 
 
 def letter_baselines(runs: list[Run]) -> list[dict]:
@@ -252,7 +335,7 @@ def letter_baselines(runs: list[Run]) -> list[dict]:
     accuracy near it says little about reasoning."""
     out = []
     for key, g in _columns(runs).items():
-        run, it = next(iter(g.values()))
+        run, it = next(iter(g.values()))[0]
         golds = Counter(p["gold"] for p in run.prediction_rows(it) if p.get("gold"))
         if golds:
             letter, k = golds.most_common(1)[0]
@@ -276,6 +359,11 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
     figs: dict[str, bytes] = {}
     trained = [r for r in runs if r.sampler not in ("none",)]
     keys = sorted({r.key for r in runs})
+    seeded = Counter((r.key, r.sampler) for r in runs)  # a column run with several seeds: one line each
+
+    def run_label(r: Run) -> str:
+        label = r.label + (f" s{r.seed}" if seeded[r.key, r.sampler] > 1 else "")
+        return label if len(keys) > 1 else f"{r.name}: {label}"
 
     def facets():
         """One panel per (dataset, model) row of the table, so a study's runs stay readable."""
@@ -297,7 +385,7 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
             pts = [(m.get(xkey), m.get(ykey)) for m in r.metrics if m.get(ykey) is not None and m.get(xkey) is not None]
             if pts:
                 xs, ys = zip(*pts)
-                label = r.label if len(keys) > 1 else f"{r.name}: {r.label}"
+                label = run_label(r)
                 if ykey == "eval_accuracy":  # with the 95% interval
                     ms = [m for m in r.metrics if m.get(xkey) is not None]
                     err = [[m["eval_accuracy"] - m["eval_ci_low"] for m in ms], [m["eval_ci_high"] - m["eval_accuracy"] for m in ms]]
@@ -347,18 +435,17 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
     for r in trained:
         lengths = [s["tokens"] for m in r.metrics if m["iteration"] > 0 for s in r.samples(m["iteration"]) if s["accepted"]]
         if lengths:
-            label = r.label if len(keys) > 1 else f"{r.name}: {r.label}"
-            series.append((r.key, f"{label} (n={len(lengths)})", lengths))
+            series.append((r.key, f"{run_label(r)} (n={len(lengths)})", lengths))
     hists("rationale_length.png", series, "accepted rationale length (tokens)", "samples")
     # test-time rationale length of each column's final iterate (what "shorter rationales" means)
     series = []
     for key, g in _columns(runs).items():
         for c in COLUMNS:
             if c in g and c != "direct":
-                run, it = g[c]
-                lengths = list(run.output_tokens(it).values())
+                (run, it), seeds = g[c][0], len(g[c])
+                lengths = [n for r, i in g[c] for n in r.output_tokens(i).values()]  # pooled over seeds
                 if lengths:
-                    label = TITLES[c] if c != "rejection" else run.label
+                    label = (TITLES[c] if c != "rejection" else run.label) + (f", {seeds} seeds" if seeds > 1 else "")
                     series.append((key, f"{label} it {it} (mean {sum(lengths) / len(lengths):.0f})", lengths))
     hists("test_rationale_length.png", series, "test-time output length (tokens)", "questions")
     return figs
@@ -381,6 +468,19 @@ def _top(c: dict) -> str:
     return "–" if c["top_pred"] is None else f"({c['top_pred']}) {c['top_pred_share']:.2f}"
 
 
+def _seeded(tests: list[dict]) -> str:
+    """The caption's note when some comparison involves a column run with several seeds."""
+    if all(t.get("test", "mcnemar") == "mcnemar" for t in tests):
+        return ""
+    return ("; a column with several seeds: Wilcoxon signed-rank on seed-averaged correctness, "
+            "only a / b right = questions where a / b is ahead")
+
+
+def _cell(v: tuple) -> str:
+    acc, lo, hi, n, it, seeds, sd = v
+    return _fmt(acc, lo, hi) + (f" (n={n}, it {it})" if seeds == 1 else f" (n={n}, it {it}, {seeds} seeds, sd {sd:.3f})")
+
+
 def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[dict] | None = None,
              ltests: list[dict] | None = None, letters: list[dict] | None = None, itests: list[dict] | None = None,
              mtests: list[dict] | None = None) -> str:
@@ -388,12 +488,12 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
     lines = ["| dataset | model | " + " | ".join(TITLES[c] for c in cols) + " |",
              "|---|---|" + "---|" * len(cols)]
     for r in rows:
-        cells = [(_fmt(*r[c][:3]) + f" (n={r[c][3]}, it {r[c][4]})") if c in r else "–" for c in cols]
+        cells = [_cell(r[c]) if c in r else "–" for c in cols]
         lines.append(f"| {r['dataset']} | {r['model']} | " + " | ".join(cells) + " |")
     if letters:
         lines += ["", "Always answering the most common gold letter: " + "; ".join(
             f"{b['dataset']} · {b['model']}: ({b['letter']}) {b['accuracy']:.3f} (n={b['n']})" for b in letters) + "."]
-    lines += ["", "Paired comparisons (McNemar's exact test; diff = b − a with a 95% interval):", "",
+    lines += ["", f"Paired comparisons (McNemar's exact test; diff = b − a with a 95% interval{_seeded(tests)}):", "",
               "| dataset | model | a | b | only a right | only b right | diff [95% CI] | p |", "|---|---|---|---|---|---|---|---|"]
     for t in tests:
         lines.append(f"| {t['dataset']} | {t['model']} | {t['a']} | {t['b']} | {t['only_a']} | {t['only_b']} | "
@@ -407,8 +507,8 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
         for c in costs:
             lines.append(f"| {c['dataset']} | {c['model']} | {TITLES[c['column']]} | {c['iteration']} | "
                          f"{_f(c['test_rationale_tokens'], '.1f')}{' (direct)' if c['eval_mode'] == 'direct' else ''} | "
-                         f"{_f(c['parse_rate'], '.2f')} | {_f(c['train_rationale_tokens'], '.1f')} | {_f(c['accepted_total'], 'd')} | "
-                         f"{_f(c['sampled_tokens_total'], 'd')} | {_f(c['sampled_per_accepted'], '.1f')} | "
+                         f"{_f(c['parse_rate'], '.2f')} | {_f(c['train_rationale_tokens'], '.1f')} | {_f(c['accepted_total'], '.0f')} | "
+                         f"{_f(c['sampled_tokens_total'], '.0f')} | {_f(c['sampled_per_accepted'], '.1f')} | "
                          f"{_f(c['estep_seconds'], '.0f')} | {_f(c['train_seconds'], '.0f')} | "
                          f"{_f(c['answered_accuracy'], '.3f')} | {_top(c)} | {_f(c['option_by_option'], '.2f')} |")
     if itests:
@@ -418,7 +518,7 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
             lines.append(f"| {t['run']} | {t['from']} | {t['to']} | {t['only_a']} | {t['only_b']} | "
                          f"{_diff(t)} | {_p(t['p_value'])} |")
     if mtests:
-        lines += ["", "Trained columns at the same EM iteration (McNemar's exact test; exploratory):", "",
+        lines += ["", f"Trained columns at the same EM iteration (McNemar's exact test{_seeded(mtests)}; exploratory):", "",
                   "| dataset | model | iteration | a | b | only a right | only b right | diff [95% CI] | p |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for t in mtests:
@@ -462,18 +562,20 @@ def _test_answers(runs: list[Run], max_questions: int) -> list[dict]:
     """For the browser: each column's test-time output on the same questions, side by side."""
     out = []
     for key, g in _columns(runs).items():
-        cols = [c for c in COLUMNS if c in g]
-        preds = {c: {r["id"]: r for r in _read_rows(g[c][0].path / f"iter_{g[c][1]}" / "eval" / "predictions.jsonl")} for c in cols}
-        qs = _questions(g[cols[0]][0], "eval") if cols else {}
-        ids = [q for q in preds[cols[0]] if all(q in preds[c] for c in cols)][:max_questions] if cols else []
+        cols = [(c, run, it, f"{TITLES[c]} (it {it}" + (f", s{run.seed})" if len(g[c]) > 1 else ")"))
+                for c in COLUMNS if c in g for run, it in g[c]]
+        preds = [{r["id"]: r for r in run.prediction_rows(it)} for _, run, it, _ in cols]
+        qs = _questions(cols[0][1], "eval") if cols else {}
+        ids = [q for q in preds[0] if all(q in p for p in preds)][:max_questions] if cols else []
         for qid in ids:
             q = qs.get(qid, {})
             out.append({"run": f"test answers · {key[1]} · {key[0]}", "iter": "final", "id": qid, "q": q.get("q", ""),
                         "choices": [f"{l}) {t}" for l, t in q.get("choices", {}).items()],
-                        "samples": [{"stage": f"{TITLES[c]} (it {g[c][1]})", "hinted": False, "accepted": bool(preds[c][qid]["correct"]),
-                                     "verdict": "correct" if preds[c][qid]["correct"] else ("wrong" if preds[c][qid].get("pred") else "no answer"),
-                                     "pred": preds[c][qid].get("pred"), "gold": preds[c][qid].get("gold"),
-                                     "tokens": preds[c][qid].get("tokens"), "text": preds[c][qid].get("output", "")} for c in cols]})
+                        "samples": [{"stage": stage, "hinted": False, "accepted": bool(p[qid]["correct"]),
+                                     "verdict": "correct" if p[qid]["correct"] else ("wrong" if p[qid].get("pred") else "no answer"),
+                                     "pred": p[qid].get("pred"), "gold": p[qid].get("gold"),
+                                     "tokens": p[qid].get("tokens"), "text": p[qid].get("output", "")}
+                                    for (_, _, _, stage), p in zip(cols, preds)]})
     return out
 
 
@@ -549,9 +651,10 @@ def report(paths: list[str], out: Path) -> dict:
     atomic_write_text(out / "table.md", md)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["dataset", "model"] + [f"{c}_{x}" for c in COLUMNS for x in ("accuracy", "ci_low", "ci_high", "n", "iteration")])
+    fields = ("accuracy", "ci_low", "ci_high", "n", "iteration", "seeds", "seed_sd")
+    w.writerow(["dataset", "model"] + [f"{c}_{x}" for c in COLUMNS for x in fields])
     for r in rows:
-        w.writerow([r["dataset"], r["model"]] + [v for c in COLUMNS for v in (r[c] if c in r else ("",) * 5)])
+        w.writerow([r["dataset"], r["model"]] + [("" if v is None else v) for c in COLUMNS for v in (r[c] if c in r else ("",) * len(fields))])
     atomic_write_text(out / "table.csv", buf.getvalue())
     atomic_write_text(out / "paired_tests.json", json.dumps(tests, indent=2) + "\n")
     atomic_write_text(out / "length_tests.json", json.dumps(ltests, indent=2) + "\n")

@@ -35,16 +35,17 @@ def test_report_errors_on_nothing(tmp_path, capsys):
     assert "no finished run" in capsys.readouterr().err
 
 
-def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=(), mode="cot", acc=0.5, preds=None, golds=None):
+def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=(), mode="cot", acc=0.5, preds=None, golds=None,
+              seed=None):
     """A run directory as the loop writes it, with chosen test-time output lengths (and answers)."""
-    d = root / sampler
+    d = root / (sampler if seed is None else f"{sampler}-s{seed}")
     its = list(range(len(sampled) + 1))
     (d / f"iter_{its[-1]}" / "eval").mkdir(parents=True)
     (d / "run.json").write_text(json.dumps({"config": {"sampler": {"name": sampler, "k": 4},
-                                                      "data": {"dataset": "arc_easy"}, "model": {"name": "m"}}}))
+                                                      "data": {"dataset": "arc_easy", "seed": seed or 0}, "model": {"name": "m"}}}))
     metrics = []
     for it in its:
-        m = {"iteration": it, "eval_accuracy": acc, "eval_ci_low": 0.3, "eval_ci_high": 0.7, "eval_n": len(lengths),
+        m = {"iteration": it, "eval_accuracy": acc, "eval_ci_low": min(0.3, acc), "eval_ci_high": max(0.7, acc), "eval_n": len(lengths),
              "eval_parse_rate": 1.0, "eval_mean_rationale_tokens": sum(lengths) / len(lengths), "eval_mode": mode}
         if it:
             m.update(sampled_tokens=sampled[it - 1], accepted=accepted[it - 1], mean_rationale_tokens=30.0,
@@ -162,3 +163,38 @@ def test_a_p_value_that_underflows_is_not_printed_as_zero():
     t = {"dataset": "arc_easy", "model": "m", "a": "star", "b": "pps", "n": 300, "mean_a": 129.1, "mean_b": 257.6,
          "median_diff": 135.0, "p_value": 0.0}
     assert "| +135 | < 1e-300 |" in markdown([], [], [], ltests=[t])
+
+
+def test_a_column_with_several_seeds_is_averaged_not_dropped(tmp_path):
+    """A grid with `data.seed: [0, 1, 2]` gives three runs per column: the table averages them (and
+    says so), comparisons use all of them, and nothing is silently left out."""
+    from emreason.report import cost_rows, find_runs, markdown, paired_tests, table
+
+    n = 40
+    star = [i < 20 for i in range(n)]  # 0.5
+    _fake_run(tmp_path, "none", [80] * n, [i < 10 for i in range(n)], acc=0.25)
+    _fake_run(tmp_path, "star", [60] * n, star, sampled=(1000,), accepted=(10,), acc=0.5)
+    seeds = {0: [i < 30 for i in range(n)], 1: [i < 34 for i in range(n)], 2: [i < 26 for i in range(n)]}
+    for s, correct in seeds.items():
+        _fake_run(tmp_path, "pps", [40 + s] * n, correct, sampled=(500 + 100 * s,), accepted=(10,),
+                  acc=sum(correct) / n, seed=s)
+    runs = find_runs([str(tmp_path)])
+    (row,) = table(runs)
+    acc, lo, hi, n_q, it, k, sd = row["pps"]
+    assert (n_q, it, k) == (n, 1, 3) and abs(acc - 0.75) < 1e-9 and lo < acc < hi
+    assert abs(sd - 0.1) < 1e-9  # seed accuracies 0.75, 0.85, 0.65
+    assert row["star"][5:] == (1, None)
+    (t,) = [t for t in paired_tests(runs) if (t["a"], t["b"]) == ("star", "pps")]
+    assert t["test"].startswith("wilcoxon") and (t["seeds_a"], t["seeds_b"]) == (1, 3)
+    assert abs(t["diff"] - 0.25) < 1e-9 and t["only_a"] == 0 and t["only_b"] == 14 and t["p_value"] < 0.001
+    assert t["diff_ci_low"] < 0.25 < t["diff_ci_high"]
+    costs = {c["column"]: c for c in cost_rows(runs)}
+    assert costs["pps"]["seeds"] == 3 and costs["pps"]["sampled_tokens_total"] == 600
+    assert costs["pps"]["test_rationale_tokens"] == 41
+    md = markdown(table(runs), paired_tests(runs), runs)
+    assert "3 seeds, sd 0.100" in md and "Wilcoxon signed-rank on seed-averaged correctness" in md
+    from emreason.report import report
+
+    report([str(tmp_path)], tmp_path / "out")  # plots, CSV and the browser with every seed's answers
+    assert "pps_seeds,pps_seed_sd" in (tmp_path / "out" / "table.csv").read_text()
+    assert "PPS (it 1, s2)" in (tmp_path / "out" / "report.html").read_text()
