@@ -40,6 +40,19 @@ def goes_through_options(text: str) -> bool:
     return len({m.upper() for m in _OPTION_LINE.findall(text)}) >= 3
 
 
+def last_answer_line(text: str) -> str | None:
+    """The letter of an output's last answer line ("The answer is (B)", \\boxed{B}), ignoring an
+    opening "(A)" and earlier answer lines. A lenient reading, for a sensitivity check only: the
+    reader (`prompts.extract_answer`) calls "(A) ... The answer is (C)" ambiguous, and an untrained
+    small model that restates the options before answering loses those questions to it."""
+    from types import SimpleNamespace
+
+    from .prompts import find_commitments
+
+    lines = [c for c in find_commitments(text or "", SimpleNamespace(labels=[])) if c.kind != "answer_first"]
+    return lines[-1].letter if lines else None
+
+
 COLUMNS = ["none", "direct", "rejection", "star", "pps"]
 TITLES = {"none": "base (zero-shot CoT)", "direct": "direct FT", "rejection": "rejection", "star": "STaR", "pps": "PPS"}
 
@@ -323,6 +336,11 @@ def _cost_row(key: tuple, c: str, run: Run, it: int) -> dict:
             # accuracy where the reader found an answer, and the most frequent answer's share
             # of all questions: output format and letter habits, apart from accuracy
             "answered_accuracy": sum(bool(p["correct"]) for p in answered) / len(answered) if answered else None,
+            # the same outputs read leniently (an unreadable one's last answer line decides): how much
+            # of a gap is the reader's strictness about format rather than the answers
+            "lenient_accuracy": sum(bool(p["correct"]) or (not p.get("pred") and p.get("gold") is not None
+                                                           and last_answer_line(p.get("output")) == p["gold"])
+                                    for p in preds) / len(preds) if preds and cot else None,
             "top_pred": top[0][0] if top else None,
             "top_pred_share": top[0][1] / len(preds) if top else None,
             "option_by_option": sum(goes_through_options(p.get("output") or "") for p in preds) / len(preds)
@@ -502,15 +520,15 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
         lines += ["", "Rationale length and E-step cost (each column's compared iterate; sampled tokens summed over its E-steps):", "",
                   "| dataset | model | column | it | test output tokens (mean) | parse rate | accepted rationale tokens | "
                   "accepted (all E-steps) | sampled tokens | sampled / accepted | E-step s | M-step s | "
-                  "accuracy when answered | most frequent answer (share) | option by option |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "accuracy when answered | accuracy, last answer line decides | most frequent answer (share) | option by option |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for c in costs:
             lines.append(f"| {c['dataset']} | {c['model']} | {TITLES[c['column']]} | {c['iteration']} | "
                          f"{_f(c['test_rationale_tokens'], '.1f')}{' (direct)' if c['eval_mode'] == 'direct' else ''} | "
                          f"{_f(c['parse_rate'], '.2f')} | {_f(c['train_rationale_tokens'], '.1f')} | {_f(c['accepted_total'], '.0f')} | "
                          f"{_f(c['sampled_tokens_total'], '.0f')} | {_f(c['sampled_per_accepted'], '.1f')} | "
                          f"{_f(c['estep_seconds'], '.0f')} | {_f(c['train_seconds'], '.0f')} | "
-                         f"{_f(c['answered_accuracy'], '.3f')} | {_top(c)} | {_f(c['option_by_option'], '.2f')} |")
+                         f"{_f(c['answered_accuracy'], '.3f')} | {_f(c['lenient_accuracy'], '.3f')} | {_top(c)} | {_f(c['option_by_option'], '.2f')} |")
     if itests:
         lines += ["", "Each iteration against the one before it, same run and questions (McNemar's exact test):", "",
                   "| run | from | to | only before right | only after right | diff [95% CI] | p |", "|---|---|---|---|---|---|---|"]

@@ -36,7 +36,7 @@ def test_report_errors_on_nothing(tmp_path, capsys):
 
 
 def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=(), mode="cot", acc=0.5, preds=None, golds=None,
-              seed=None):
+              seed=None, outputs=None):
     """A run directory as the loop writes it, with chosen test-time output lengths (and answers)."""
     d = root / (sampler if seed is None else f"{sampler}-s{seed}")
     its = list(range(len(sampled) + 1))
@@ -55,6 +55,8 @@ def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=(), mode="co
     rows = [{"id": f"q{i}", "tokens": n, "correct": c} for i, (n, c) in enumerate(zip(lengths, correct))]
     for r, p, g in zip(rows, preds or [], golds or []):
         r.update(pred=p, gold=g)
+    for r, o in zip(rows, outputs or []):
+        r["output"] = o
     (d / f"iter_{its[-1]}" / "eval" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -198,3 +200,20 @@ def test_a_column_with_several_seeds_is_averaged_not_dropped(tmp_path):
     report([str(tmp_path)], tmp_path / "out")  # plots, CSV and the browser with every seed's answers
     assert "pps_seeds,pps_seed_sd" in (tmp_path / "out" / "table.csv").read_text()
     assert "PPS (it 1, s2)" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_lenient_reading_is_a_sensitivity_check_beside_accuracy(tmp_path):
+    """An untrained small model restates the options, then answers: the reader calls "(A) ... The
+    answer is (C)" ambiguous. costs.json says what the same outputs score when the last answer line
+    decides, so a gain over the base can be told apart from the reader's strictness."""
+    from emreason.report import cost_rows, find_runs, last_answer_line
+
+    assert last_answer_line("(A) cat\n(B) dog\n(C) fish\n\nThe answer is (C).") == "C"
+    assert last_answer_line("The answer is (B). No wait, the answer is (D)") == "D"
+    assert last_answer_line("(A) because plants need light.") is None  # an opening label alone is not an answer line
+    outputs = ["(A) x\n(B) y\nThe answer is (B).", "(A) x\nThe answer is (C).", "The answer is (A).", "(D) no answer line"]
+    golds, preds = ["B", "A", "A", "D"], [None, None, "A", "D"]
+    _fake_run(tmp_path, "none", [50] * 4, [p == g for p, g in zip(preds, golds)], preds=preds, golds=golds,
+              outputs=outputs)
+    (c,) = cost_rows(find_runs([str(tmp_path)]))
+    assert c["lenient_accuracy"] == 3 / 4  # the first now read as (B), right; the second as (C), wrong
