@@ -90,6 +90,10 @@ class Run:
     def predictions(self, iteration: int) -> dict[str, bool]:
         return {r["id"]: bool(r["correct"]) for r in self.prediction_rows(iteration)}
 
+    def lenient_predictions(self, iteration: int) -> dict[str, bool]:
+        """Correctness with the outputs the reader finds no answer in read by their last answer line."""
+        return {r["id"]: _lenient_correct(r) for r in self.prediction_rows(iteration)}
+
     def output_tokens(self, iteration: int) -> dict[str, int]:
         return {r["id"]: int(r["tokens"]) for r in self.prediction_rows(iteration)}
 
@@ -192,17 +196,22 @@ def _mcnemar_on_common(pa: dict[str, bool], pb: dict[str, bool]) -> dict | None:
     return mcnemar([pa[q] for q in common], [pb[q] for q in common]) if common else None
 
 
-def _compare(ea: Entries, eb: Entries) -> dict | None:
+def _lenient_correct(r: dict) -> bool:
+    return bool(r["correct"]) or (not r.get("pred") and r.get("gold") is not None
+                                  and last_answer_line(r.get("output")) == r["gold"])
+
+
+def _compare(ea: Entries, eb: Entries, correct=Run.predictions) -> dict | None:
     """Two columns on the questions both evaluated: McNemar's exact test when each is one run;
     with several seeds, the Wilcoxon signed-rank test on the per-question differences of
     seed-averaged correctness (only_a / only_b count the questions where a / b is ahead), the mean
     difference b − a with a t-interval over questions."""
     if len(ea) == 1 and len(eb) == 1:
-        t = _mcnemar_on_common(ea[0][0].predictions(ea[0][1]), eb[0][0].predictions(eb[0][1]))
+        t = _mcnemar_on_common(correct(*ea[0]), correct(*eb[0]))
         return {**t, "test": "mcnemar"} if t else None
     from scipy.stats import ttest_1samp, wilcoxon
 
-    pa, pb = _seed_mean(ea, Run.predictions), _seed_mean(eb, Run.predictions)
+    pa, pb = _seed_mean(ea, correct), _seed_mean(eb, correct)
     common = sorted(pa.keys() & pb.keys())
     if not common:
         return None
@@ -217,7 +226,8 @@ def _compare(ea: Entries, eb: Entries) -> dict | None:
 
 def paired_tests(runs: list[Run]) -> list[dict]:
     """McNemar's exact test between every two columns of a (dataset, model) row, final iterates,
-    on the questions both evaluated; the base is iteration 0."""
+    on the questions both evaluated; the base is iteration 0. Each also repeated with the outputs
+    read leniently (`lenient_*`: the last answer line decides where the reader finds none)."""
     out = []
     for key, g in _columns(runs).items():
         names = [c for c in COLUMNS if c in g]
@@ -225,7 +235,9 @@ def paired_tests(runs: list[Run]) -> list[dict]:
             for b in names[i + 1:]:
                 t = _compare(g[a], g[b])
                 if t:
-                    out.append({"dataset": key[0], "model": key[1], "a": a, "b": b, **t})
+                    lt = _compare(g[a], g[b], Run.lenient_predictions)
+                    out.append({"dataset": key[0], "model": key[1], "a": a, "b": b, **t,
+                                **{f"lenient_{k}": lt[k] for k in ("diff", "diff_ci_low", "diff_ci_high", "p_value")}})
     return out
 
 
@@ -338,9 +350,7 @@ def _cost_row(key: tuple, c: str, run: Run, it: int) -> dict:
             "answered_accuracy": sum(bool(p["correct"]) for p in answered) / len(answered) if answered else None,
             # the same outputs read leniently (an unreadable one's last answer line decides): how much
             # of a gap is the reader's strictness about format rather than the answers
-            "lenient_accuracy": sum(bool(p["correct"]) or (not p.get("pred") and p.get("gold") is not None
-                                                           and last_answer_line(p.get("output")) == p["gold"])
-                                    for p in preds) / len(preds) if preds and cot else None,
+            "lenient_accuracy": sum(map(_lenient_correct, preds)) / len(preds) if preds and cot else None,
             "top_pred": top[0][0] if top else None,
             "top_pred_share": top[0][1] / len(preds) if top else None,
             "option_by_option": sum(goes_through_options(p.get("output") or "") for p in preds) / len(preds)
@@ -512,10 +522,12 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
         lines += ["", "Always answering the most common gold letter: " + "; ".join(
             f"{b['dataset']} · {b['model']}: ({b['letter']}) {b['accuracy']:.3f} (n={b['n']})" for b in letters) + "."]
     lines += ["", f"Paired comparisons (McNemar's exact test; diff = b − a with a 95% interval{_seeded(tests)}):", "",
-              "| dataset | model | a | b | only a right | only b right | diff [95% CI] | p |", "|---|---|---|---|---|---|---|---|"]
+              "| dataset | model | a | b | only a right | only b right | diff [95% CI] | p | read leniently: diff | p |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for t in tests:
+        lenient = (f"{t['lenient_diff']:+.3f} | {_p(t['lenient_p_value'])}" if "lenient_diff" in t else "– | –")
         lines.append(f"| {t['dataset']} | {t['model']} | {t['a']} | {t['b']} | {t['only_a']} | {t['only_b']} | "
-                     f"{_diff(t)} | {_p(t['p_value'])} |")
+                     f"{_diff(t)} | {_p(t['p_value'])} | {lenient} |")
     if costs:
         lines += ["", "Rationale length and E-step cost (each column's compared iterate; sampled tokens summed over its E-steps):", "",
                   "| dataset | model | column | it | test output tokens (mean) | parse rate | accepted rationale tokens | "

@@ -206,7 +206,7 @@ def test_lenient_reading_is_a_sensitivity_check_beside_accuracy(tmp_path):
     """An untrained small model restates the options, then answers: the reader calls "(A) ... The
     answer is (C)" ambiguous. costs.json says what the same outputs score when the last answer line
     decides, so a gain over the base can be told apart from the reader's strictness."""
-    from emreason.report import cost_rows, find_runs, last_answer_line
+    from emreason.report import cost_rows, find_runs, last_answer_line, paired_tests
 
     assert last_answer_line("(A) cat\n(B) dog\n(C) fish\n\nThe answer is (C).") == "C"
     assert last_answer_line("The answer is (B). No wait, the answer is (D)") == "D"
@@ -215,5 +215,11 @@ def test_lenient_reading_is_a_sensitivity_check_beside_accuracy(tmp_path):
     golds, preds = ["B", "A", "A", "D"], [None, None, "A", "D"]
     _fake_run(tmp_path, "none", [50] * 4, [p == g for p, g in zip(preds, golds)], preds=preds, golds=golds,
               outputs=outputs)
-    (c,) = cost_rows(find_runs([str(tmp_path)]))
-    assert c["lenient_accuracy"] == 3 / 4  # the first now read as (B), right; the second as (C), wrong
+    _fake_run(tmp_path, "pps", [50] * 4, [True, False, True, True], sampled=(100,), accepted=(4,),
+              preds=["B", "C", "A", "D"], golds=golds, outputs=["The answer is (B)."] * 4)
+    runs = find_runs([str(tmp_path)])
+    costs = {c["column"]: c for c in cost_rows(runs)}
+    assert costs["none"]["lenient_accuracy"] == 3 / 4  # the first now read as (B), right; the second as (C), wrong
+    assert costs["pps"]["lenient_accuracy"] == 3 / 4  # answers the reader took are not re-read
+    (t,) = paired_tests(runs)
+    assert (t["only_a"], t["only_b"], t["diff"]) == (0, 1, 0.25) and t["lenient_diff"] == 0.0
