@@ -152,6 +152,8 @@ def table(runs: list[Run]) -> list[dict]:
                 row[c] = (m["eval_accuracy"], m["eval_ci_low"], m["eval_ci_high"], m["eval_n"], it, 1, None)
                 continue
             per_q = list(_seed_mean(entries, Run.predictions).values())
+            if not per_q:  # the seeds share no evaluated question
+                continue
             accs = [next(x for x in r.metrics if x["iteration"] == i)["eval_accuracy"] for r, i in entries]
             acc = sum(per_q) / len(per_q)
             ci = ttest_1samp(per_q, acc).confidence_interval() if len(set(per_q)) > 1 else (acc, acc)
