@@ -121,10 +121,13 @@ def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
     from .loop import RunLock
 
     out = {"name": run_dir.name, "state": "not started", "progress": "", "running": False,
-           "accuracy": None, "iteration": None, "hours": 0.0}
+           "accuracy": None, "iteration": None, "hours": 0.0, "model": None, "sampler": None}
+    if cfg is not None:
+        out["model"], out["sampler"] = cfg.model.name, cfg.sampler.name
     if not (run_dir / "run.json").is_file():
         return out
     cfg = cfg or RunConfig.model_validate(read_json(run_dir / "run.json")["config"])
+    out["model"], out["sampler"] = cfg.model.name, cfg.sampler.name
     out["running"] = RunLock(run_dir).holder()[0] == "alive"
     metrics = read_jsonl(run_dir / "metrics.jsonl")  # read_jsonl drops a line another process is still writing
     if metrics:
@@ -156,6 +159,21 @@ def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
     return out
 
 
+def hours_left(rows: list[dict]) -> dict[str, float | None]:
+    """A rough estimate of the machine hours each unfinished cell still needs: the mean recorded
+    hours of the finished cells with its model and sampler (else its model), less what it has
+    recorded. None where no such cell has finished. Datasets differ in length, so it is a guide."""
+    done = [r for r in rows if r["state"] == "done" and r["hours"]]
+    out: dict[str, float | None] = {}
+    for r in rows:
+        if r["state"] == "done":
+            continue
+        peers = ([d["hours"] for d in done if (d["model"], d["sampler"]) == (r["model"], r["sampler"])]
+                 or [d["hours"] for d in done if d["model"] == r["model"]])
+        out[r["name"]] = max(0.0, sum(peers) / len(peers) - r["hours"]) if peers and r["model"] else None
+    return out
+
+
 def study_status(paths: list[str], config: str | None = None) -> list[dict]:
     """cell_status of every cell of a grid config (in its order, not-started ones included) under
     `paths[0]`, or of every run directory found under `paths`."""
@@ -178,12 +196,19 @@ def study_status(paths: list[str], config: str | None = None) -> list[dict]:
 
 def status_from_cli(args) -> int:
     rows = study_status(args.runs, args.config)
+    left = hours_left(rows)
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         acc = "" if r["accuracy"] is None else f"accuracy {r['accuracy']:.3f} (it {r['iteration']})"
         what = r["state"] + (f", {r['progress']}" if r["progress"] else "") + (" [running]" if r["running"] else "")
-        print(f"{r['name']:<{width}}  {what:<58} {acc:<24} {r['hours']:5.2f} h" if r["state"] != "not started"
-              else f"{r['name']:<{width}}  not started")
+        est = "" if left.get(r["name"]) is None else f"  ~{left[r['name']]:.1f} h left"
+        print(f"{r['name']:<{width}}  {what:<58} {acc:<24} {r['hours']:5.2f} h{est}" if r["state"] != "not started"
+              else f"{r['name']:<{width}}  not started{est}")
     done = sum(r["state"] == "done" for r in rows)
-    print(f"{done}/{len(rows)} done, {sum(r['hours'] for r in rows):.1f} machine hours recorded")
+    known = [v for v in left.values() if v is not None]
+    print(f"{done}/{len(rows)} done, {sum(r['hours'] for r in rows):.1f} machine hours recorded"
+          + (f"; about {sum(known):.0f} h left for {len(known)} cells (from finished cells of the same model and sampler)"
+             if known else "")
+          + (f"; {len(left) - len(known)} cells without an estimate (no finished cell of their model)"
+             if len(known) < len(left) else ""))
     return 0

@@ -93,3 +93,8 @@ def test_status_reads_phase_and_progress_from_the_files(tmp_path, capsys):
     (pps / "iter_1" / "train_stats.json").write_text(json.dumps({"train_seconds": 3600}))
     (pps / "iter_1" / "estep.json").write_text(json.dumps({"estep_seconds": 1800}))
     assert grid.cell_status(pps)["hours"] == 2.0 and rows[star.name]["hours"] == 0.25
+    # hours left: from finished cells of the same model and sampler, else of the same model
+    finished = dict(rows[star.name], name="other-star", state="done", hours=3.0)
+    left = grid.hours_left([finished, rows[star.name], rows[pps.name], rows["smollm2-135m-arc_easy-none-s0"],
+                            dict(rows[pps.name], name="another-model", model="qwen2.5-coder-0.5b")])
+    assert left == {star.name: 2.75, pps.name: 2.5, "smollm2-135m-arc_easy-none-s0": 3.0, "another-model": None}
