@@ -16,6 +16,8 @@ def test_expand_product_and_overrides():
                                      "smollm2-135m-mmlu-none-s0", "smollm2-135m-mmlu-pps-s0"]
     assert {c.data.train_split for n, c in cells if "mmlu" in n} == {"val+dev"}
     assert {c.data.train_split for n, c in cells if "arc" in n} == {"train"}
+    seeded = grid.expand({"grid": {"sampler.name": ["pps"], "data.seed": [0, 1]}})
+    assert [(n, c.data.seed) for n, c in seeded] == [("smollm2-135m-arc_easy-pps-s0", 0), ("smollm2-135m-arc_easy-pps-s1", 1)]
 
 
 @pytest.mark.parametrize("raw,fragment", [
