@@ -21,12 +21,15 @@ import gzip
 import io
 import json
 import re
+import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 from .errors import EmreasonError
 from .evaluate import mcnemar
+from .prompts import find_commitments
 from .store import atomic_write_text, read_json
 
 # A line that opens with an option label: "(A) Gray - ...", "- **B.** ...", "2. (C): ...".
@@ -45,10 +48,6 @@ def last_answer_line(text: str) -> str | None:
     opening "(A)" and earlier answer lines. A lenient reading, for a sensitivity check only: the
     reader (`prompts.extract_answer`) calls "(A) ... The answer is (C)" ambiguous, and an untrained
     small model that restates the options before answering loses those questions to it."""
-    from types import SimpleNamespace
-
-    from .prompts import find_commitments
-
     lines = [c for c in find_commitments(text or "", SimpleNamespace(labels=[])) if c.kind != "answer_first"]
     return lines[-1].letter if lines else None
 
@@ -157,8 +156,7 @@ def table(runs: list[Run]) -> list[dict]:
             accs = [next(x for x in r.metrics if x["iteration"] == i)["eval_accuracy"] for r, i in entries]
             acc = sum(per_q) / len(per_q)
             ci = ttest_1samp(per_q, acc).confidence_interval() if len(set(per_q)) > 1 else (acc, acc)
-            sd = (sum((a - sum(accs) / len(accs)) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5
-            row[c] = (acc, max(0.0, float(ci[0])), min(1.0, float(ci[1])), len(per_q), it, len(entries), sd)
+            row[c] = (acc, max(0.0, float(ci[0])), min(1.0, float(ci[1])), len(per_q), it, len(entries), statistics.stdev(accs))
         rows.append(row)
     return rows
 
