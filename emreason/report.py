@@ -206,12 +206,22 @@ def _compare(ea: Entries, eb: Entries, correct=Run.predictions) -> dict | None:
     with several seeds, the Wilcoxon signed-rank test on the per-question differences of
     seed-averaged correctness (only_a / only_b count the questions where a / b is ahead), the mean
     difference b − a with a t-interval over questions."""
-    if len(ea) == 1 and len(eb) == 1:
-        t = _mcnemar_on_common(correct(*ea[0]), correct(*eb[0]))
+    return _compare_pooled([(ea, eb)], correct)
+
+
+def _compare_pooled(pairs: list[tuple[Entries, Entries]], correct=Run.predictions) -> dict | None:
+    """`_compare` over several rows at once (one (a, b) pair of columns per row): each row's
+    questions are its own units, so discordant pairs add up across rows (McNemar) or the
+    per-question differences are pooled (Wilcoxon, when some column has several seeds)."""
+    def pooled(side: int, per_question) -> dict:
+        return {(i, q): v for i, pair in enumerate(pairs) for q, v in per_question(pair[side]).items()}
+
+    if all(len(ea) == 1 and len(eb) == 1 for ea, eb in pairs):
+        t = _mcnemar_on_common(*(pooled(s, lambda e: correct(*e[0])) for s in (0, 1)))
         return {**t, "test": "mcnemar"} if t else None
     from scipy.stats import ttest_1samp, wilcoxon
 
-    pa, pb = _seed_mean(ea, correct), _seed_mean(eb, correct)
+    pa, pb = (pooled(s, lambda e: _seed_mean(e, correct)) for s in (0, 1))
     common = sorted(pa.keys() & pb.keys())
     if not common:
         return None
@@ -221,7 +231,7 @@ def _compare(ea: Entries, eb: Entries, correct=Run.predictions) -> dict | None:
     return {"n": len(d), "only_a": sum(x < 0 for x in d), "only_b": sum(x > 0 for x in d),
             "p_value": float(wilcoxon(d).pvalue) if any(d) else 1.0, "diff": diff,
             "diff_ci_low": float(lo), "diff_ci_high": float(hi), "test": "wilcoxon (seed-averaged)",
-            "seeds_a": len(ea), "seeds_b": len(eb)}
+            "seeds_a": max(len(ea) for ea, _ in pairs), "seeds_b": max(len(eb) for _, eb in pairs)}
 
 
 def paired_tests(runs: list[Run]) -> list[dict]:
@@ -276,28 +286,102 @@ def matched_tests(runs: list[Run]) -> list[dict]:
     return out
 
 
+def _cot_columns(g: dict[str, Entries]) -> list[str]:
+    """A row's columns whose compared iterate was evaluated with rationales (not direct answers)."""
+    return [c for c in COLUMNS if c in g and g[c][0][0].metrics[-1 if c != "none" else 0].get("eval_mode", "cot") == "cot"]
+
+
+def _length_compare(pairs: list[tuple[Entries, Entries]]) -> dict | None:
+    """Test-time output tokens of two columns paired by question (seed-averaged), pooled over the
+    rows in `pairs`: the Wilcoxon signed-rank test, the median of b − a."""
+    from scipy.stats import wilcoxon
+
+    la, lb = {}, {}
+    for i, (ea, eb) in enumerate(pairs):
+        la.update({(i, q): v for q, v in _seed_mean(ea, Run.output_tokens).items()})
+        lb.update({(i, q): v for q, v in _seed_mean(eb, Run.output_tokens).items()})
+    common = sorted(la.keys() & lb.keys())
+    if len(common) < 10:
+        return None
+    x, y = [la[q] for q in common], [lb[q] for q in common]
+    diffs = [v - u for u, v in zip(x, y)]
+    p = float(wilcoxon(x, y).pvalue) if any(diffs) else 1.0
+    return {"n": len(common), "mean_a": sum(x) / len(x), "mean_b": sum(y) / len(y),
+            "median_diff": float(sorted(diffs)[len(diffs) // 2]), "p_value": p}
+
+
 def length_tests(runs: list[Run]) -> list[dict]:
     """Is one column's test-time rationale shorter than another's? Per question, the tokens each
     final iterate wrote on the same test question (answer line included), compared with the
     Wilcoxon signed-rank test (scipy); columns evaluated with direct answers are left out."""
-    from scipy.stats import wilcoxon
-
     out = []
     for key, g in _columns(runs).items():
-        names = [c for c in COLUMNS if c in g and g[c][0][0].metrics[-1 if c != "none" else 0].get("eval_mode", "cot") == "cot"]
+        names = _cot_columns(g)
         for i, a in enumerate(names):
             for b in names[i + 1:]:
-                la, lb = _seed_mean(g[a], Run.output_tokens), _seed_mean(g[b], Run.output_tokens)
-                common = sorted(la.keys() & lb.keys())
-                if len(common) < 10:
-                    continue
-                x, y = [la[q] for q in common], [lb[q] for q in common]
-                diffs = [v - u for u, v in zip(x, y)]
-                p = float(wilcoxon(x, y).pvalue) if any(diffs) else 1.0
-                out.append({"dataset": key[0], "model": key[1], "a": a, "b": b, "n": len(common),
-                            "mean_a": sum(x) / len(x), "mean_b": sum(y) / len(y),
-                            "median_diff": float(sorted(diffs)[len(diffs) // 2]), "p_value": p})
+                t = _length_compare([(g[a], g[b])])
+                if t:
+                    out.append({"dataset": key[0], "model": key[1], "a": a, "b": b, **t})
     return out
+
+
+CLAIM_ORDER = ("rejection", "star", "pps")  # the reference claim: each column beats the one before
+ALPHA = 0.05
+
+
+def _family(model: str) -> str:
+    from .models import ALIASES
+
+    return ALIASES[model].family if model in ALIASES else model
+
+
+def claims(runs: list[Run]) -> list[dict]:
+    """The reference paper's two claims, checked on the rows (dataset x model) where rejection,
+    STaR and PPS have all finished, pooled per model and per model family over those rows (each
+    row's questions its own units; see `_compare_pooled`).
+
+    "PPS > STaR > rejection" is *supported* when both steps (STaR − rejection, PPS − STaR) are
+    positive with p < 0.05 — an intersection-union test, so the claim as a whole is tested at 0.05
+    without a correction — *contradicted* when either step is significantly negative, and otherwise
+    *not supported* (*mixed*: one step significantly each way). "PPS writes shorter rationales" likewise, on test-time output tokens against
+    STaR and against rejection (Wilcoxon). Pooling buys power that 300 questions per row lack; the
+    per-row tests stay in paired_tests.json and length_tests.json."""
+    rows = [(key, g) for key, g in _columns(runs).items() if all(c in g for c in CLAIM_ORDER)]
+    scopes: dict[tuple[str, str], list] = {}
+    for key, g in rows:
+        scopes.setdefault(("family", _family(key[1])), []).append((key, g))
+        scopes.setdefault(("model", key[1]), []).append((key, g))
+    out = []
+    for (scope, name), rs in sorted(scopes.items()):
+        if scope == "model" and len(scopes[("family", _family(name))]) == len(rs):
+            continue  # the only model of its family: the family's line says it
+        accuracy = {}
+        for c in CLAIM_ORDER:
+            per_q = [v for _, g in rs for v in _seed_mean(g[c], Run.predictions).values()]
+            accuracy[c] = sum(per_q) / len(per_q) if per_q else None
+        steps = {f"{b}_vs_{a}": _compare_pooled([(g[a], g[b]) for _, g in rs])
+                 for a, b in (("rejection", "star"), ("star", "pps"), ("rejection", "pps"))}
+        lengths = {f"pps_vs_{a}": _length_compare([(g[a], g["pps"]) for _, g in rs if {a, "pps"} <= set(_cot_columns(g))])
+                   for a in ("star", "rejection")}
+        out.append({"scope": scope, "name": name, "rows": [list(k) for k, _ in rs],
+                    "n": sum(len(_seed_mean(g["pps"], Run.predictions)) for _, g in rs), "accuracy": accuracy,
+                    "accuracy_tests": steps, "length_tests": lengths,
+                    "order_verdict": _verdict([steps["star_vs_rejection"], steps["pps_vs_star"]], sign=+1, key="diff"),
+                    "length_verdict": _verdict(list(lengths.values()), sign=-1, key="median_diff")})
+    return out
+
+
+def _verdict(tests: list[dict | None], sign: int, key: str) -> str:
+    """'supported' when every test goes the claimed way (sign of `key`) with p < ALPHA;
+    'contradicted' when some go the other way with p < ALPHA and none the claimed way, 'mixed' when
+    both happen; else 'not supported'."""
+    if any(t is None for t in tests):
+        return "untested"
+    against = any(t["p_value"] < ALPHA and t[key] * sign < 0 for t in tests)
+    along = [t["p_value"] < ALPHA and t[key] * sign > 0 for t in tests]
+    if against:
+        return "mixed" if any(along) else "contradicted"
+    return "supported" if all(along) else "not supported"
 
 
 def cost_rows(runs: list[Run]) -> list[dict]:
@@ -511,7 +595,7 @@ def _cell(v: tuple) -> str:
 
 def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[dict] | None = None,
              ltests: list[dict] | None = None, letters: list[dict] | None = None, itests: list[dict] | None = None,
-             mtests: list[dict] | None = None) -> str:
+             mtests: list[dict] | None = None, claim_rows: list[dict] | None = None) -> str:
     cols = [c for c in COLUMNS if any(c in r for r in rows)]
     lines = ["| dataset | model | " + " | ".join(TITLES[c] for c in cols) + " |",
              "|---|---|" + "---|" * len(cols)]
@@ -521,6 +605,23 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
     if letters:
         lines += ["", "Always answering the most common gold letter: " + "; ".join(
             f"{b['dataset']} · {b['model']}: ({b['letter']}) {b['accuracy']:.3f} (n={b['n']})" for b in letters) + "."]
+    if claim_rows:
+        lines += ["", "The reference claims, pooled over the rows where rejection, STaR and PPS have all finished "
+                  f"(per model family, and per model where a family has several; each step of a claim at p < {ALPHA}, "
+                  "tests as below, `claims.json`):", "",
+                  "| scope | rows | questions | rejection | STaR | PPS | STaR − rejection | PPS − STaR | PPS > STaR > rejection "
+                  "| PPS − STaR tokens (median) | PPS − rejection tokens (median) | PPS shorter |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for c in claim_rows:
+            acc, at, lt = c["accuracy"], c["accuracy_tests"], c["length_tests"]
+            step = lambda t: "–" if t is None else f"{t['diff']:+.3f} (p {_p(t['p_value'])})"
+            tok = lambda t: "–" if t is None else f"{t['median_diff']:+.0f} (p {_p(t['p_value'])})"
+            models = sorted({m for _, m in c["rows"]})
+            scope = c["name"] if c["scope"] == "model" else f"{c['name']} family ({', '.join(models)})"
+            lines.append(f"| {scope} | {len(c['rows'])} | {c['n']} | "
+                         + " | ".join(_f(acc[x], ".3f") for x in CLAIM_ORDER)
+                         + f" | {step(at['star_vs_rejection'])} | {step(at['pps_vs_star'])} | {c['order_verdict']} | "
+                         f"{tok(lt['pps_vs_star'])} | {tok(lt['pps_vs_rejection'])} | {c['length_verdict']} |")
     lines += ["", f"Paired comparisons (McNemar's exact test; diff = b − a with a 95% interval{_seeded(tests)}):", "",
               "| dataset | model | a | b | only a right | only b right | diff [95% CI] | p | read leniently: diff | p |",
               "|---|---|---|---|---|---|---|---|---|---|"]
@@ -676,7 +777,8 @@ def report(paths: list[str], out: Path) -> dict:
     itests = iteration_tests(runs)
     mtests = matched_tests(runs)
     figs = plots(runs)
-    md = markdown(rows, tests, runs, costs, ltests, letters, itests, mtests)
+    claim_rows = claims(runs)
+    md = markdown(rows, tests, runs, costs, ltests, letters, itests, mtests, claim_rows)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "table.md", md)
     buf = io.StringIO()
@@ -691,6 +793,7 @@ def report(paths: list[str], out: Path) -> dict:
     atomic_write_text(out / "iteration_tests.json", json.dumps(itests, indent=2) + "\n")
     atomic_write_text(out / "matched_tests.json", json.dumps(mtests, indent=2) + "\n")
     atomic_write_text(out / "costs.json", json.dumps(costs, indent=2) + "\n")
+    atomic_write_text(out / "claims.json", json.dumps(claim_rows, indent=2) + "\n")
     for name, png in figs.items():
         (out / name).write_bytes(png)
     atomic_write_text(out / "report.html", html_report(md, figs, runs))

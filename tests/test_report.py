@@ -36,13 +36,14 @@ def test_report_errors_on_nothing(tmp_path, capsys):
 
 
 def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=(), mode="cot", acc=0.5, preds=None, golds=None,
-              seed=None, outputs=None):
+              seed=None, outputs=None, dataset="arc_easy", model="m"):
     """A run directory as the loop writes it, with chosen test-time output lengths (and answers)."""
-    d = root / (sampler if seed is None else f"{sampler}-s{seed}")
+    prefix = "" if (dataset, model) == ("arc_easy", "m") else f"{model}-{dataset}-"
+    d = root / (prefix + (sampler if seed is None else f"{sampler}-s{seed}"))
     its = list(range(len(sampled) + 1))
     (d / f"iter_{its[-1]}" / "eval").mkdir(parents=True)
     (d / "run.json").write_text(json.dumps({"config": {"sampler": {"name": sampler, "k": 4},
-                                                      "data": {"dataset": "arc_easy", "seed": seed or 0}, "model": {"name": "m"}}}))
+                                                      "data": {"dataset": dataset, "seed": seed or 0}, "model": {"name": model}}}))
     metrics = []
     for it in its:
         m = {"iteration": it, "eval_accuracy": acc, "eval_ci_low": min(0.3, acc), "eval_ci_high": max(0.7, acc), "eval_n": len(lengths),
@@ -223,3 +224,45 @@ def test_lenient_reading_is_a_sensitivity_check_beside_accuracy(tmp_path):
     assert costs["pps"]["lenient_accuracy"] == 3 / 4  # answers the reader took are not re-read
     (t,) = paired_tests(runs)
     assert (t["only_a"], t["only_b"], t["diff"]) == (0, 1, 0.25) and t["lenient_diff"] == 0.0
+
+
+def test_claims_are_checked_per_family_pooled_over_datasets(tmp_path):
+    """The reference claims, read off the rows where rejection, STaR and PPS all finished: a gap
+    too small to be significant on one dataset's 40 questions is significant on two datasets'
+    80 (discordant pairs add up), models group into their family, and the verdict follows the
+    stated rule — including 'mixed' when PPS is longer than one column and shorter than another."""
+    from emreason.report import claims, find_runs, markdown, report, table
+
+    n = 40
+    correct = {"rejection": set(range(10)) | {30}, "star": set(range(16)), "pps": set(range(1, 22))}
+    lengths = {"rejection": 60, "star": 50, "pps": 40}
+    for ds in ("arc_easy", "arc_challenge"):  # per dataset: STaR − rejection 6 vs 1, PPS − STaR 6 vs 1 (p = 0.125)
+        for c in correct:
+            _fake_run(tmp_path, c, [lengths[c] + i % 3 for i in range(n)], [i in correct[c] for i in range(n)],
+                      sampled=(100,), accepted=(10,), dataset=ds, model="qwen2.5-coder-1.5b")
+    for c in correct:  # the smaller Qwen: all three alike; SmolLM2: PPS between STaR and rejection in length
+        _fake_run(tmp_path, c, [50 + i % 5 for i in range(n)], [i < 20 for i in range(n)], sampled=(100,),
+                  accepted=(10,), model="qwen2.5-coder-0.5b")
+        _fake_run(tmp_path, c, [{"rejection": 60, "star": 30, "pps": 45}[c] + i % 4 for i in range(n)],
+                  [i < 10 for i in range(n)], sampled=(100,), accepted=(10,), model="smollm2-135m")
+    _fake_run(tmp_path, "pps", [40] * n, [True] * n, sampled=(100,), accepted=(10,), dataset="mmlu",
+              model="smollm2-135m")  # a row without rejection and STaR is not part of the claims
+    runs = find_runs([str(tmp_path)])
+    by = {(c["scope"], c["name"]): c for c in claims(runs)}
+    assert set(by) == {("family", "llama"), ("family", "qwen2"), ("model", "qwen2.5-coder-0.5b"),
+                       ("model", "qwen2.5-coder-1.5b")}  # a family's only model gets no line of its own
+    big = by[("model", "qwen2.5-coder-1.5b")]
+    assert len(big["rows"]) == 2 and big["n"] == 80
+    t = big["accuracy_tests"]["star_vs_rejection"]
+    assert (t["only_a"], t["only_b"], t["n"]) == (2, 12, 80) and t["p_value"] < 0.05
+    assert big["order_verdict"] == "supported" and big["length_verdict"] == "supported"
+    assert abs(big["accuracy"]["pps"] - 21 / 40) < 1e-9
+    assert by[("model", "qwen2.5-coder-0.5b")]["order_verdict"] == "not supported"
+    assert by[("family", "qwen2")]["n"] == 120 and by[("family", "qwen2")]["order_verdict"] == "supported"
+    llama = by[("family", "llama")]
+    assert llama["rows"] == [["arc_easy", "smollm2-135m"]] and llama["length_verdict"] == "mixed"
+    assert llama["length_tests"]["pps_vs_star"]["median_diff"] > 0 > llama["length_tests"]["pps_vs_rejection"]["median_diff"]
+    md = markdown(table(runs), [], runs, claim_rows=claims(runs))
+    assert "| qwen2 family (qwen2.5-coder-0.5b, qwen2.5-coder-1.5b) | 3 | 120 |" in md
+    report([str(tmp_path)], tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "claims.json").read_text())[0]["name"] == "llama"
