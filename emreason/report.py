@@ -52,8 +52,10 @@ def last_answer_line(text: str) -> str | None:
     return lines[-1].letter if lines else None
 
 
-COLUMNS = ["none", "direct", "rejection", "star", "pps"]
-TITLES = {"none": "base (zero-shot CoT)", "direct": "direct FT", "rejection": "rejection", "star": "STaR", "pps": "PPS"}
+COLUMNS = ["none", "base_direct", "direct", "rejection", "star", "pps"]
+TITLES = {"none": "base (zero-shot CoT)", "base_direct": "base (direct answer)", "direct": "direct FT",
+          "rejection": "rejection", "star": "STaR", "pps": "PPS"}
+TRAINED = ("rejection", "star", "pps")  # the columns an E-step trained: the ones with sampling costs
 
 
 @dataclass
@@ -177,6 +179,9 @@ def _columns(runs: list[Run]) -> dict[tuple, dict[str, Entries]]:
             g.setdefault("none", []).append((run, 0))
         elif m0["iteration"] == 0 and m0.get("eval_mode", "cot") == "cot":
             g.setdefault("none", [(run, 0)])
+        elif m0["iteration"] == 0 and m0.get("eval_mode") == "direct":
+            # the untrained model answering without a rationale: does reasoning help this model at all?
+            g.setdefault("base_direct", [(run, 0)])
         if run.sampler != "none" and run.final["iteration"] > 0:  # a run still at iteration 0 has no column yet
             g.setdefault(run.sampler, []).append((run, run.final["iteration"]))
     return {k: {c: g[c] for c in COLUMNS if c in g} for k, g in groups.items()}
@@ -275,7 +280,7 @@ def matched_tests(runs: list[Run]) -> list[dict]:
 
     out = []
     for key, g in _columns(runs).items():
-        names = [c for c in g if c != "none"]
+        names = [c for c in g if c not in ("none", "base_direct")]
         for i, a in enumerate(names):
             for b in names[i + 1:]:
                 for k in range(1, max(it for _, it in g[a] + g[b]) + 1):
@@ -288,7 +293,10 @@ def matched_tests(runs: list[Run]) -> list[dict]:
 
 def _cot_columns(g: dict[str, Entries]) -> list[str]:
     """A row's columns whose compared iterate was evaluated with rationales (not direct answers)."""
-    return [c for c in COLUMNS if c in g and g[c][0][0].metrics[-1 if c != "none" else 0].get("eval_mode", "cot") == "cot"]
+    def mode(run: Run, it: int) -> str:
+        return next(m for m in run.metrics if m["iteration"] == it).get("eval_mode", "cot")
+
+    return [c for c in COLUMNS if c in g and mode(*g[c][0]) == "cot"]
 
 
 def _length_compare(pairs: list[tuple[Entries, Entries]]) -> dict | None:
@@ -419,7 +427,7 @@ def _cost_row(key: tuple, c: str, run: Run, it: int) -> dict:
     preds = run.prediction_rows(it)
     answered = [p for p in preds if p.get("pred")]
     top = Counter(p["pred"] for p in answered).most_common(1)
-    trained = c not in ("none", "direct")
+    trained = c in TRAINED
     cot = m.get("eval_mode", "cot") == "cot"
     return {"dataset": key[0], "model": key[1], "column": c, "iteration": it,
             "eval_mode": m.get("eval_mode", "cot"), "test_rationale_tokens": m.get("eval_mean_rationale_tokens"),
@@ -553,7 +561,7 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
     series = []
     for key, g in _columns(runs).items():
         for c in COLUMNS:
-            if c in g and c != "direct":
+            if c in g and c not in ("direct", "base_direct"):
                 (run, it), seeds = g[c][0], len(g[c])
                 lengths = [n for r, i in g[c] for n in r.output_tokens(i).values()]  # pooled over seeds
                 if lengths:

@@ -87,6 +87,7 @@ def test_base_column_is_the_zero_shot_cot_evaluation(tmp_path):
     _fake_run(tmp_path, "pps", [50] * 12, [False] * 12, acc=0.157)  # started: only its iteration 0 so far
     (row,) = table(find_runs([str(tmp_path)]))
     assert row["none"][0] == 0.157 and row["direct"][0] == 0.26
+    assert row["base_direct"][0] == 0.26 and row["base_direct"][4] == 0  # its own column: the base answering directly
     assert "pps" not in row  # no column until a trained iterate is evaluated
 
 
