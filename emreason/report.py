@@ -371,9 +371,13 @@ def claims(runs: list[Run]) -> list[dict]:
                  for a, b in (("rejection", "star"), ("star", "pps"), ("rejection", "pps"))}
         lengths = {f"pps_vs_{a}": _length_compare([(g[a], g["pps"]) for _, g in rs if {a, "pps"} <= set(_cot_columns(g))])
                    for a in ("star", "rejection")}
+        # does EM beat the untrained model at all, reasoning (base CoT) or answering directly?
+        # Pooled over the scope's rows that have that baseline.
+        baselines = {f"{c}_vs_{b}": _compare_pooled([(g[b], g[c]) for _, g in rs if b in g]) if any(b in g for _, g in rs) else None
+                     for b in ("none", "base_direct") for c in CLAIM_ORDER}
         out.append({"scope": scope, "name": name, "rows": [list(k) for k, _ in rs],
                     "n": sum(len(_seed_mean(g["pps"], Run.predictions)) for _, g in rs), "accuracy": accuracy,
-                    "accuracy_tests": steps, "length_tests": lengths,
+                    "accuracy_tests": steps, "length_tests": lengths, "baseline_tests": baselines,
                     "order_verdict": _verdict([steps["star_vs_rejection"], steps["pps_vs_star"]], sign=+1, key="diff"),
                     "length_verdict": _verdict(list(lengths.values()), sign=-1, key="median_diff")})
     return out
@@ -596,6 +600,12 @@ def _seeded(tests: list[dict]) -> str:
             "only a / b right = questions where a / b is ahead")
 
 
+def _scope(claim: dict) -> str:
+    if claim["scope"] == "model":
+        return claim["name"]
+    return f"{claim['name']} family ({', '.join(sorted({m for _, m in claim['rows']}))})"
+
+
 def _cell(v: tuple) -> str:
     acc, lo, hi, n, it, seeds, sd = v
     return _fmt(acc, lo, hi) + (f" (n={n}, it {it})" if seeds == 1 else f" (n={n}, it {it}, {seeds} seeds, sd {sd:.3f})")
@@ -624,12 +634,18 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
             acc, at, lt = c["accuracy"], c["accuracy_tests"], c["length_tests"]
             step = lambda t: "–" if t is None else f"{t['diff']:+.3f} (p {_p(t['p_value'])})"
             tok = lambda t: "–" if t is None else f"{t['median_diff']:+.0f} (p {_p(t['p_value'])})"
-            models = sorted({m for _, m in c["rows"]})
-            scope = c["name"] if c["scope"] == "model" else f"{c['name']} family ({', '.join(models)})"
-            lines.append(f"| {scope} | {len(c['rows'])} | {c['n']} | "
+            lines.append(f"| {_scope(c)} | {len(c['rows'])} | {c['n']} | "
                          + " | ".join(_f(acc[x], ".3f") for x in CLAIM_ORDER)
                          + f" | {step(at['star_vs_rejection'])} | {step(at['pps_vs_star'])} | {c['order_verdict']} | "
                          f"{tok(lt['pps_vs_star'])} | {tok(lt['pps_vs_rejection'])} | {c['length_verdict']} |")
+        lines += ["", "The same rows, each EM column against the untrained model reasoning (base CoT) and answering "
+                  "directly (base direct answer), pooled the same way:", "",
+                  "| scope | " + " | ".join(f"{TITLES[c]} − {TITLES[b]}" for b in ("none", "base_direct") for c in CLAIM_ORDER) + " |",
+                  "|---|" + "---|" * 6]
+        for c in claim_rows:
+            step = lambda t: "–" if t is None else f"{t['diff']:+.3f} (p {_p(t['p_value'])}, n {t['n']})"
+            lines.append(f"| {_scope(c)} | " + " | ".join(step(c["baseline_tests"][f"{x}_vs_{b}"])
+                                                          for b in ("none", "base_direct") for x in CLAIM_ORDER) + " |")
     lines += ["", f"Paired comparisons (McNemar's exact test; diff = b − a with a 95% interval{_seeded(tests)}):", "",
               "| dataset | model | a | b | only a right | only b right | diff [95% CI] | p | read leniently: diff | p |",
               "|---|---|---|---|---|---|---|---|---|---|"]

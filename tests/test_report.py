@@ -263,6 +263,7 @@ def test_claims_are_checked_per_family_pooled_over_datasets(tmp_path):
     llama = by[("family", "llama")]
     assert llama["rows"] == [["arc_easy", "smollm2-135m"]] and llama["length_verdict"] == "mixed"
     assert llama["length_tests"]["pps_vs_star"]["median_diff"] > 0 > llama["length_tests"]["pps_vs_rejection"]["median_diff"]
+    assert big["baseline_tests"]["pps_vs_none"] is None  # no base column among these runs
     md = markdown(table(runs), [], runs, claim_rows=claims(runs))
     assert "| qwen2 family (qwen2.5-coder-0.5b, qwen2.5-coder-1.5b) | 3 | 120 |" in md
     report([str(tmp_path)], tmp_path / "out")
