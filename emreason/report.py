@@ -4,7 +4,7 @@
 per-iteration predictions and sample logs), so a report can be regenerated from committed results
 at any time. The table follows the reference paper: rows dataset x model, columns base zero-shot
 CoT, direct fine-tuning, rejection, STaR, PPS, each the final iterate's accuracy with its 95%
-interval. Paired comparisons use McNemar's exact test on the questions both runs answered.
+interval, plus the untrained model answering directly (a direct run's iteration 0). Paired comparisons use McNemar's exact test on the questions both runs answered.
 
 A cell run with several seeds (`data.seed`) is one column of several runs: its accuracy is the mean
 over seeds of each question's correctness, with a 95% interval over questions and the spread across
