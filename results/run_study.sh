@@ -12,7 +12,7 @@ groups=(
   '^smollm2-135m-arc_easy-'                          # a complete Llama-family row (finished cells are skipped)
   '^qwen2.5-coder-1.5b-arc_easy-rejection-'
   '^qwen2.5-coder-1.5b-arc_easy-direct-'
-  '^qwen2.5-coder-1.5b-arc_challenge-(none|pps)-'
+  '^qwen2.5-coder-1.5b-arc_challenge-(none|direct|pps)-' # direct is cheap (0.5 h) and gives the base's direct answers
   '^qwen2.5-coder-1.5b-arc_challenge-(star|rejection|direct)-'
   '^smollm2-135m-(arc_challenge|openbookqa|mmlu)-'
   '^qwen2.5-coder-0.5b-'
