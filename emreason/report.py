@@ -4,7 +4,8 @@
 per-iteration predictions and sample logs), so a report can be regenerated from committed results
 at any time. The table follows the reference paper: rows dataset x model, columns base zero-shot
 CoT, direct fine-tuning, rejection, STaR, PPS, each the final iterate's accuracy with its 95%
-interval, plus the untrained model answering directly (a direct run's iteration 0). Paired comparisons use McNemar's exact test on the questions both runs answered.
+interval, plus the untrained model answering directly (a direct run's iteration 0). Paired
+comparisons use McNemar's exact test on the questions both runs answered.
 
 A cell run with several seeds (`data.seed`) is one column of several runs: its accuracy is the mean
 over seeds of each question's correctness, with a 95% interval over questions and the spread across
@@ -350,10 +351,12 @@ def claims(runs: list[Run]) -> list[dict]:
 
     "PPS > STaR > rejection" is *supported* when both steps (STaR − rejection, PPS − STaR) are
     positive with p < 0.05 — an intersection-union test, so the claim as a whole is tested at 0.05
-    without a correction — *contradicted* when either step is significantly negative, and otherwise
-    *not supported* (*mixed*: one step significantly each way). "PPS writes shorter rationales" likewise, on test-time output tokens against
-    STaR and against rejection (Wilcoxon). Pooling buys power that 300 questions per row lack; the
-    per-row tests stay in paired_tests.json and length_tests.json."""
+    without a correction — *contradicted* when either step is significantly negative, *mixed* when
+    one step is significant each way, otherwise *not supported*. "PPS writes shorter rationales"
+    likewise, on test-time output tokens against STaR and against rejection (Wilcoxon). Pooling
+    buys power that 300 questions per row lack; the per-row tests stay in paired_tests.json and
+    length_tests.json. `baseline_tests`: each EM column against the untrained model, reasoning and
+    answering directly, pooled over the rows that have that baseline."""
     rows = [(key, g) for key, g in _columns(runs).items() if all(c in g for c in CLAIM_ORDER)]
     scopes: dict[tuple[str, str], list] = {}
     for key, g in rows:
@@ -371,9 +374,7 @@ def claims(runs: list[Run]) -> list[dict]:
                  for a, b in (("rejection", "star"), ("star", "pps"), ("rejection", "pps"))}
         lengths = {f"pps_vs_{a}": _length_compare([(g[a], g["pps"]) for _, g in rs if {a, "pps"} <= set(_cot_columns(g))])
                    for a in ("star", "rejection")}
-        # does EM beat the untrained model at all, reasoning (base CoT) or answering directly?
-        # Pooled over the scope's rows that have that baseline.
-        baselines = {f"{c}_vs_{b}": _compare_pooled([(g[b], g[c]) for _, g in rs if b in g]) if any(b in g for _, g in rs) else None
+        baselines = {f"{c}_vs_{b}": _compare_pooled([(g[b], g[c]) for _, g in rs if b in g])
                      for b in ("none", "base_direct") for c in CLAIM_ORDER}
         out.append({"scope": scope, "name": name, "rows": [list(k) for k, _ in rs],
                     "n": sum(len(_seed_mean(g["pps"], Run.predictions)) for _, g in rs), "accuracy": accuracy,
