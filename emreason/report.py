@@ -30,6 +30,7 @@ from types import SimpleNamespace
 
 from .errors import EmreasonError
 from .evaluate import mcnemar
+from .models import ALIASES
 from .prompts import find_commitments
 from .store import atomic_write_text, read_json
 
@@ -57,6 +58,7 @@ COLUMNS = ["none", "base_direct", "direct", "rejection", "star", "pps"]
 TITLES = {"none": "base (zero-shot CoT)", "base_direct": "base (direct answer)", "direct": "direct FT",
           "rejection": "rejection", "star": "STaR", "pps": "PPS"}
 TRAINED = ("rejection", "star", "pps")  # the columns an E-step trained: the ones with sampling costs
+BASES = ("none", "base_direct")  # the untrained model, reasoning and answering directly
 
 
 @dataclass
@@ -215,19 +217,22 @@ def _compare(ea: Entries, eb: Entries, correct=Run.predictions) -> dict | None:
     return _compare_pooled([(ea, eb)], correct)
 
 
-def _compare_pooled(pairs: list[tuple[Entries, Entries]], correct=Run.predictions) -> dict | None:
-    """`_compare` over several rows at once (one (a, b) pair of columns per row): each row's
-    questions are its own units, so discordant pairs add up across rows (McNemar) or the
-    per-question differences are pooled (Wilcoxon, when some column has several seeds)."""
-    def pooled(side: int, per_question) -> dict:
-        return {(i, q): v for i, pair in enumerate(pairs) for q, v in per_question(pair[side]).items()}
+def _pooled(pairs: list[tuple[Entries, Entries]], side: int, per_question) -> dict:
+    """One side of several rows' column pairs as one map, keyed (row, question): each row's
+    questions are its own units."""
+    return {(i, q): v for i, pair in enumerate(pairs) for q, v in per_question(pair[side]).items()}
 
+
+def _compare_pooled(pairs: list[tuple[Entries, Entries]], correct=Run.predictions) -> dict | None:
+    """`_compare` over several rows at once (one (a, b) pair of columns per row): discordant pairs
+    add up across rows (McNemar) or the per-question differences are pooled (Wilcoxon, when some
+    column has several seeds)."""
     if all(len(ea) == 1 and len(eb) == 1 for ea, eb in pairs):
-        t = _mcnemar_on_common(*(pooled(s, lambda e: correct(*e[0])) for s in (0, 1)))
+        t = _mcnemar_on_common(*(_pooled(pairs, s, lambda e: correct(*e[0])) for s in (0, 1)))
         return {**t, "test": "mcnemar"} if t else None
     from scipy.stats import ttest_1samp, wilcoxon
 
-    pa, pb = (pooled(s, lambda e: _seed_mean(e, correct)) for s in (0, 1))
+    pa, pb = (_pooled(pairs, s, lambda e: _seed_mean(e, correct)) for s in (0, 1))
     common = sorted(pa.keys() & pb.keys())
     if not common:
         return None
@@ -281,7 +286,7 @@ def matched_tests(runs: list[Run]) -> list[dict]:
 
     out = []
     for key, g in _columns(runs).items():
-        names = [c for c in g if c not in ("none", "base_direct")]
+        names = [c for c in g if c not in BASES]
         for i, a in enumerate(names):
             for b in names[i + 1:]:
                 for k in range(1, max(it for _, it in g[a] + g[b]) + 1):
@@ -305,10 +310,7 @@ def _length_compare(pairs: list[tuple[Entries, Entries]]) -> dict | None:
     rows in `pairs`: the Wilcoxon signed-rank test, the median of b − a."""
     from scipy.stats import wilcoxon
 
-    la, lb = {}, {}
-    for i, (ea, eb) in enumerate(pairs):
-        la.update({(i, q): v for q, v in _seed_mean(ea, Run.output_tokens).items()})
-        lb.update({(i, q): v for q, v in _seed_mean(eb, Run.output_tokens).items()})
+    la, lb = (_pooled(pairs, s, lambda e: _seed_mean(e, Run.output_tokens)) for s in (0, 1))
     common = sorted(la.keys() & lb.keys())
     if len(common) < 10:
         return None
@@ -339,8 +341,6 @@ ALPHA = 0.05
 
 
 def _family(model: str) -> str:
-    from .models import ALIASES
-
     return ALIASES[model].family if model in ALIASES else model
 
 
@@ -366,18 +366,18 @@ def claims(runs: list[Run]) -> list[dict]:
     for (scope, name), rs in sorted(scopes.items()):
         if scope == "model" and len(scopes[("family", _family(name))]) == len(rs):
             continue  # the only model of its family: the family's line says it
-        accuracy = {}
+        accuracy, n = {}, {}
         for c in CLAIM_ORDER:
             per_q = [v for _, g in rs for v in _seed_mean(g[c], Run.predictions).values()]
-            accuracy[c] = sum(per_q) / len(per_q) if per_q else None
+            accuracy[c], n[c] = (sum(per_q) / len(per_q) if per_q else None), len(per_q)
         steps = {f"{b}_vs_{a}": _compare_pooled([(g[a], g[b]) for _, g in rs])
                  for a, b in (("rejection", "star"), ("star", "pps"), ("rejection", "pps"))}
         lengths = {f"pps_vs_{a}": _length_compare([(g[a], g["pps"]) for _, g in rs if {a, "pps"} <= set(_cot_columns(g))])
                    for a in ("star", "rejection")}
         baselines = {f"{c}_vs_{b}": _compare_pooled([(g[b], g[c]) for _, g in rs if b in g])
-                     for b in ("none", "base_direct") for c in CLAIM_ORDER}
+                     for b in BASES for c in CLAIM_ORDER}
         out.append({"scope": scope, "name": name, "rows": [list(k) for k, _ in rs],
-                    "n": sum(len(_seed_mean(g["pps"], Run.predictions)) for _, g in rs), "accuracy": accuracy,
+                    "n": n["pps"], "accuracy": accuracy,
                     "accuracy_tests": steps, "length_tests": lengths, "baseline_tests": baselines,
                     "order_verdict": _verdict([steps["star_vs_rejection"], steps["pps_vs_star"]], sign=+1, key="diff"),
                     "length_verdict": _verdict(list(lengths.values()), sign=-1, key="median_diff")})
@@ -565,13 +565,12 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
     # test-time rationale length of each column's final iterate (what "shorter rationales" means)
     series = []
     for key, g in _columns(runs).items():
-        for c in COLUMNS:
-            if c in g and c not in ("direct", "base_direct"):
-                (run, it), seeds = g[c][0], len(g[c])
-                lengths = [n for r, i in g[c] for n in r.output_tokens(i).values()]  # pooled over seeds
-                if lengths:
-                    label = (TITLES[c] if c != "rejection" else run.label) + (f", {seeds} seeds" if seeds > 1 else "")
-                    series.append((key, f"{label} it {it} (mean {sum(lengths) / len(lengths):.0f})", lengths))
+        for c in _cot_columns(g):
+            (run, it), seeds = g[c][0], len(g[c])
+            lengths = [n for r, i in g[c] for n in r.output_tokens(i).values()]  # pooled over seeds
+            if lengths:
+                label = (TITLES[c] if c != "rejection" else run.label) + (f", {seeds} seeds" if seeds > 1 else "")
+                series.append((key, f"{label} it {it} (mean {sum(lengths) / len(lengths):.0f})", lengths))
     hists("test_rationale_length.png", series, "test-time output length (tokens)", "questions")
     return figs
 
@@ -641,12 +640,12 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
                          f"{tok(lt['pps_vs_star'])} | {tok(lt['pps_vs_rejection'])} | {c['length_verdict']} |")
         lines += ["", "The same rows, each EM column against the untrained model reasoning (base CoT) and answering "
                   "directly (base direct answer), pooled the same way:", "",
-                  "| scope | " + " | ".join(f"{TITLES[c]} − {TITLES[b]}" for b in ("none", "base_direct") for c in CLAIM_ORDER) + " |",
+                  "| scope | " + " | ".join(f"{TITLES[c]} − {TITLES[b]}" for b in BASES for c in CLAIM_ORDER) + " |",
                   "|---|" + "---|" * 6]
         for c in claim_rows:
             step = lambda t: "–" if t is None else f"{t['diff']:+.3f} (p {_p(t['p_value'])}, n {t['n']})"
             lines.append(f"| {_scope(c)} | " + " | ".join(step(c["baseline_tests"][f"{x}_vs_{b}"])
-                                                          for b in ("none", "base_direct") for x in CLAIM_ORDER) + " |")
+                                                          for b in BASES for x in CLAIM_ORDER) + " |")
     lines += ["", f"Paired comparisons (McNemar's exact test; diff = b − a with a 95% interval{_seeded(tests)}):", "",
               "| dataset | model | a | b | only a right | only b right | diff [95% CI] | p | read leniently: diff | p |",
               "|---|---|---|---|---|---|---|---|---|---|"]
