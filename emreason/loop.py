@@ -159,16 +159,22 @@ class _Models:
     dropped before training; an engine (llama.cpp, vLLM) stays up for the whole run and switches
     iterates (adapters) in place, sleeping while the M-step trains."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, device: str):
-        self.cfg, self.run_dir, self.device = cfg, run_dir, device
+    def __init__(self, cfg: RunConfig, run_dir: Path, device: str, quiet: bool = False):
+        self.cfg, self.run_dir, self.device, self.quiet = cfg, run_dir, device, quiet
         self.loaded: int | None = None
         self.backend = None
 
     def iterate_dir(self, k: int) -> Path | None:
-        """The model folder of iterate k, walking back over iterations whose M-step was skipped."""
+        """The model folder of iterate k, walking back over iterations whose M-step was skipped.
+        An iterate whose M-step finished but whose weights are gone (a run restored from its
+        committed evidence, which holds no weights) is retrained from its training rows first."""
         while k > 0:
-            if (self.run_dir / f"iter_{k}" / "model").is_dir():
-                return self.run_dir / f"iter_{k}" / "model"
+            it_dir = self.run_dir / f"iter_{k}"
+            if (it_dir / "model").is_dir():
+                return it_dir / "model"
+            if (it_dir / "train_stats.json").is_file() and not read_json(it_dir / "train_stats.json").get("skipped"):
+                _rebuild_iterate(self.cfg, it_dir, k, self, self.device, self.quiet)
+                return it_dir / "model"
             k -= 1
         return None
 
@@ -238,7 +244,7 @@ def run(cfg: RunConfig, run_dir: Path, resume: bool = False, overwrite: bool = F
         run_dir.mkdir()
     with RunLock(run_dir):
         prepare_run_dir(run_dir, cfg, resume, overwrite)
-        models = _Models(cfg, run_dir, device)
+        models = _Models(cfg, run_dir, device, quiet)
         iterations = 1 if cfg.sampler.name == "direct" else (0 if cfg.sampler.name == "none" else cfg.iterations)
         if cfg.eval_base or iterations == 0:
             _eval_phase(cfg, run_dir, 0, models, eval_set, quiet)
@@ -303,8 +309,6 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
 
 
 def _mstep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, records, device: str, quiet: bool) -> None:
-    from .train import train
-
     stats_path = it_dir / "train_stats.json"
     if stats_path.is_file():
         return
@@ -317,11 +321,20 @@ def _mstep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, rec
         note(f"iteration {k}: no sample was accepted; skipping the M-step (the iterate stays as it was)")
         write_json(stats_path, {"skipped": True, "train_examples": 0})
         return
+    note(f"iteration {k}: M-step on {len(rows)} examples ({cfg.train.method}, init {cfg.train.init})")
+    write_json(stats_path, {"skipped": False, **_train_iterate(cfg, it_dir, k, models, rows, device, quiet)})
+
+
+def _train_iterate(cfg: RunConfig, it_dir: Path, k: int, models: _Models, rows: list[dict], device: str,
+                   quiet: bool) -> dict:
+    """Train iterate k on `rows` into it_dir/model; the stats carry the weights' sha256, so a
+    retrained iterate can be checked against the first."""
+    from .train import train, weights_sha256
+
     init_from = models.iterate_dir(k - 1) if cfg.train.init == "previous" else None
     if init_from is not None and cfg.train.method == "lora" and not (init_from / "adapter_config.json").is_file():
         init_from = None
     models.release()
-    note(f"iteration {k}: M-step on {len(rows)} examples ({cfg.train.method}, init {cfg.train.init})")
     if cfg.train.launcher:
         stats = _launch_mstep(cfg, it_dir, k, init_from, quiet)
     else:
@@ -330,7 +343,34 @@ def _mstep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, rec
         models.set(k, model, tok)
         del model  # kept by models.set for transformers; with an engine, garbage: the engine serves the saved iterate
         return_memory()
-    write_json(stats_path, {"skipped": False, **stats})
+    return {**stats, "model_sha256": weights_sha256(it_dir / "model")}
+
+
+def _rebuild_iterate(cfg: RunConfig, it_dir: Path, k: int, models: _Models, device: str, quiet: bool) -> None:
+    """Retrain a finished M-step's iterate from its own train.jsonl and seed. Evidence drawn from
+    the first build and not yet complete (a partial evaluation of iterate k, a partial E-step of
+    iteration k+1) is kept only when the retrained weights are bit-identical to the first ones;
+    otherwise it is set aside as *.stale (never deleted) and redrawn from the iterate in hand."""
+    first = read_json(it_dir / "train_stats.json")
+    rows = read_jsonl(it_dir / "train.jsonl")
+    note(f"iteration {k}: the iterate's weights are not on disk (a run restored from its evidence): "
+         f"retraining it from its {len(rows)} training rows")
+    stats = _train_iterate(cfg, it_dir, k, models, rows, device, quiet)
+    identical = stats["model_sha256"] == first["model_sha256"] if first.get("model_sha256") else None
+    stale = []
+    if not identical:
+        nxt = it_dir.parent / f"iter_{k + 1}"
+        for p in [it_dir / "eval" / "predictions.partial.jsonl"] + ([] if (nxt / "estep.json").is_file() else [nxt / "samples.jsonl"]):
+            if p.is_file():
+                p.rename(p.with_name(p.name + ".stale"))
+                stale.append(str(p.relative_to(it_dir.parent)))
+    write_json(it_dir / "rebuild.json", {
+        "train_loss": stats["train_loss"], "first_train_loss": first.get("train_loss"),
+        "train_seconds": stats["train_seconds"], "model_sha256": stats["model_sha256"],
+        "first_model_sha256": first.get("model_sha256"), "identical": identical, "set_aside": stale})
+    note(f"iteration {k}: retrained (loss {stats['train_loss']:.4f}, first build {first.get('train_loss')}; "
+         f"weights {'identical' if identical else 'not known identical' if identical is None else 'different'}"
+         + (f"; set aside {', '.join(stale)}" if stale else "") + ")")
 
 
 def _launch_mstep(cfg: RunConfig, it_dir: Path, k: int, init_from: Path | None, quiet: bool) -> dict:
@@ -361,7 +401,8 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
     if (out / "metrics.json").is_file():
         return read_json(out / "metrics.json")
     previous = run_dir / f"iter_{k - 1}" / "eval"
-    if k > 0 and not (run_dir / f"iter_{k}" / "model").is_dir() and (previous / "metrics.json").is_file():
+    skipped = k > 0 and read_json(run_dir / f"iter_{k}" / "train_stats.json").get("skipped")
+    if skipped and (previous / "metrics.json").is_file():
         shutil.copytree(previous, out, dirs_exist_ok=True)  # M-step skipped: the same model as before
         return read_json(out / "metrics.json")
     shared = _shared_base_eval(cfg, eval_set) if k == 0 else None

@@ -243,6 +243,17 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
     return model, tok, stats
 
 
+def weights_sha256(model_dir: Path) -> str:
+    """One hash over an iterate's safetensors files (adapter or full model), in name order."""
+    h = hashlib.sha256()
+    for f in sorted(model_dir.glob("*.safetensors")):
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 def save_iterate(model, tok, dest: Path) -> None:
     """save_pretrained into a temporary folder, then rename: a crash leaves no half-written iterate."""
     tmp = dest.with_name(f".{dest.name}.tmp")

@@ -2,8 +2,10 @@
 # The comparison study on this 2-core machine: configs/paper.yaml's cells in order of importance,
 # one at a time (each uses both cores). Re-run to resume: finished cells are skipped, an interrupted
 # one continues from its last finished E-step chunk or phase. After each group the finished evidence
-# is copied into results/paper (no weights) and the report regenerated; commit them by hand.
-#   nohup results/run_study.sh > runs/study.log 2>&1 &
+# is copied into results/paper (no weights) and the report regenerated; commit them by hand, partial
+# cells too: on a fresh clone this script first restores runs/paper from results/paper
+# (results/restore.sh) and goes on from there, retraining a missing iterate when it is needed.
+#   mkdir -p runs && nohup results/run_study.sh > runs/study.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
 groups=(
@@ -18,6 +20,7 @@ groups=(
   '^qwen2.5-coder-0.5b-'
   '^qwen2.5-coder-1.5b-(openbookqa|mmlu)-'
 )
+results/restore.sh results/paper runs/paper
 for only in "${groups[@]}"; do
   echo "[study] $(date -u +%FT%TZ) group $only"
   bin/emreason run configs/paper.yaml --out runs/paper --only "$only"

@@ -239,3 +239,53 @@ def test_return_memory_hands_freed_heap_back_to_the_os():
                                                   ).stdout.split())
     assert kept > held - 0.2  # the premise: freed but still held
     assert after < held - 0.8
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if not k.endswith("seconds") and not k.endswith("tokens_per_second")
+             and k != "model_sha256"} for r in rows]
+
+
+def test_a_run_restored_without_weights_retrains_only_the_iterate_it_needs(tiny_llama, data_dir, tmp_path, scripted):
+    """Committed evidence holds no weights: a finished run restored from it needs none, and an
+    interrupted one retrains the missing iterate from its train.jsonl, bit-identical (on this CPU
+    and, in session 10, on an H200)."""
+    import shutil
+
+    c = cfg(tiny_llama)
+    clean = loop.run(c, tmp_path / "clean", quiet=True)
+    assert len(read_json(tmp_path / "clean" / "iter_1" / "train_stats.json")["model_sha256"]) == 64
+    finished = tmp_path / "finished"
+    shutil.copytree(tmp_path / "clean", finished)
+    for k in (1, 2):
+        shutil.rmtree(finished / f"iter_{k}" / "model")
+    assert _strip(loop.run(c, finished, resume=True, quiet=True)) == _strip(clean)
+    assert not list(finished.glob("iter_*/model")) and not list(finished.glob("iter_*/rebuild.json"))
+
+    stopped = tmp_path / "stopped"  # stopped in iteration 2's E-step, the iterate it samples from lost
+    shutil.copytree(tmp_path / "clean", stopped)
+    shutil.rmtree(stopped / "iter_1" / "model")
+    shutil.rmtree(stopped / "iter_2")
+    assert _strip(loop.run(c, stopped, resume=True, quiet=True)) == _strip(clean)
+    rebuilt = read_json(stopped / "iter_1" / "rebuild.json")
+    assert rebuilt["identical"] is True and rebuilt["set_aside"] == []
+
+
+def test_evidence_from_an_iterate_that_retrains_differently_is_set_aside(tiny_llama, data_dir, tmp_path, scripted):
+    import shutil
+
+    c = cfg(tiny_llama, iterations=1)
+    run_dir = tmp_path / "r"
+    clean = loop.run(c, run_dir, quiet=True)
+    ev = run_dir / "iter_1" / "eval"
+    (ev / "predictions.partial.jsonl").write_text(json.dumps({"question_id": "x", "correct": True}) + "\n"
+                                                  + json.dumps({"chunk_done": 0, "seconds": 1.0}) + "\n")
+    (ev / "metrics.json").unlink()
+    (ev / "predictions.jsonl").unlink()
+    stats = read_json(run_dir / "iter_1" / "train_stats.json")
+    (run_dir / "iter_1" / "train_stats.json").write_text(json.dumps({**stats, "model_sha256": "0" * 64}))
+    shutil.rmtree(run_dir / "iter_1" / "model")
+    assert _strip(loop.run(c, run_dir, resume=True, quiet=True)) == _strip(clean)  # the stale chunk was redrawn
+    rebuilt = read_json(run_dir / "iter_1" / "rebuild.json")
+    assert rebuilt["identical"] is False and rebuilt["set_aside"] == ["iter_1/eval/predictions.partial.jsonl"]
+    assert (ev / "predictions.partial.jsonl.stale").is_file()
