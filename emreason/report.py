@@ -108,6 +108,16 @@ class Run:
     def final(self) -> dict:
         return self.metrics[-1]
 
+    @property
+    def planned(self) -> int | None:
+        """The last iteration this run will evaluate (None when its config does not say)."""
+        its = self.config.get("iterations")
+        return 0 if self.sampler == "none" else 1 if self.sampler == "direct" else its
+
+    @property
+    def finished(self) -> bool:
+        return self.planned is None or self.final["iteration"] >= self.planned
+
 
 def _read_rows(path: Path) -> list[dict]:
     """JSONL, or its gzip-compressed copy (results/ commits compressed logs)."""
@@ -134,6 +144,13 @@ def find_runs(paths: list[str]) -> list[Run]:
     if not runs:
         raise EmreasonError(f"no finished run (run.json with metrics.jsonl) under {', '.join(paths)}")
     return runs
+
+
+def unfinished(runs: list[Run]) -> list[dict]:
+    """Runs still going: their evaluated iterates so far, kept out of the table and the tests
+    (which compare final iterates only) but shown, so that committed partial cells are visible."""
+    return [{"run": r.name, "dataset": r.key[0], "model": r.key[1], "sampler": r.sampler, "planned": r.planned,
+             "evaluated": {m["iteration"]: m["eval_accuracy"] for m in r.metrics}} for r in runs if not r.finished]
 
 
 def _fmt(acc: float, lo: float, hi: float) -> str:
@@ -185,7 +202,8 @@ def _columns(runs: list[Run]) -> dict[tuple, dict[str, Entries]]:
         elif m0["iteration"] == 0 and m0.get("eval_mode") == "direct":
             # the untrained model answering without a rationale: does reasoning help this model at all?
             g.setdefault("base_direct", [(run, 0)])
-        if run.sampler != "none" and run.final["iteration"] > 0:  # a run still at iteration 0 has no column yet
+        # a run still going has no column yet: every column is a final iterate (unfinished(): listed apart)
+        if run.sampler != "none" and run.final["iteration"] > 0 and run.finished:
             g.setdefault(run.sampler, []).append((run, run.final["iteration"]))
     return {k: {c: g[c] for c in COLUMNS if c in g} for k, g in groups.items()}
 
@@ -620,6 +638,10 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
     for r in rows:
         cells = [_cell(r[c]) if c in r else "–" for c in cols]
         lines.append(f"| {r['dataset']} | {r['model']} | " + " | ".join(cells) + " |")
+    if running := unfinished(runs):
+        lines += ["", "Still running, so not in the table or the tests (accuracy of each iterate evaluated so far): " + "; ".join(
+            f"{u['run']}: " + ", ".join(f"it {k} {a:.3f}" for k, a in u["evaluated"].items()) + f" (of {u['planned']})"
+            for u in running) + "."]
     if letters:
         lines += ["", "Always answering the most common gold letter: " + "; ".join(
             f"{b['dataset']} · {b['model']}: ({b['letter']}) {b['accuracy']:.3f} (n={b['n']})" for b in letters) + "."]

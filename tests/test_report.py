@@ -268,3 +268,24 @@ def test_claims_are_checked_per_family_pooled_over_datasets(tmp_path):
     assert "| qwen2 family (qwen2.5-coder-0.5b, qwen2.5-coder-1.5b) | 3 | 120 |" in md
     report([str(tmp_path)], tmp_path / "out")
     assert json.loads((tmp_path / "out" / "claims.json").read_text())[0]["name"] == "llama"
+
+
+def test_a_run_still_going_is_listed_apart_not_compared(tmp_path):
+    """Partial cells are committed (a study outlives machines through its files): a run that has
+    evaluated iteration 1 of 2 must not stand in the table, or in a test, as a final iterate."""
+    from emreason.report import find_runs, markdown, paired_tests, table, unfinished
+
+    n = 20
+    _fake_run(tmp_path, "none", [30] * n, [i % 2 == 0 for i in range(n)])
+    _fake_run(tmp_path, "star", [30] * n, [i % 3 == 0 for i in range(n)], sampled=(100, 100), accepted=(5, 5))
+    _fake_run(tmp_path, "pps", [30] * n, [True] * n, sampled=(100,), accepted=(5,))
+    for name, its in (("star", 2), ("pps", 2)):
+        meta = json.loads((tmp_path / name / "run.json").read_text())
+        meta["config"]["iterations"] = its
+        (tmp_path / name / "run.json").write_text(json.dumps(meta))
+    runs = find_runs([str(tmp_path)])
+    rows = table(runs)
+    assert "star" in rows[0] and "pps" not in rows[0]
+    assert {(t["a"], t["b"]) for t in paired_tests(runs)} == {("none", "star")}
+    assert [(u["run"], u["planned"], list(u["evaluated"])) for u in unfinished(runs)] == [("pps", 2, [0, 1])]
+    assert "Still running, so not in the table or the tests" in markdown(rows, [], runs) and "pps: it 0 0.500, it 1 0.500 (of 2)" in markdown(rows, [], runs)
