@@ -173,7 +173,7 @@ class _Models:
             if (it_dir / "model").is_dir():
                 return it_dir / "model"
             if (it_dir / "train_stats.json").is_file() and not read_json(it_dir / "train_stats.json").get("skipped"):
-                _rebuild_iterate(self.cfg, it_dir, k, self, self.device, self.quiet)
+                _rebuild_iterate(it_dir, k, self)
                 return it_dir / "model"
             k -= 1
         return None
@@ -346,7 +346,7 @@ def _train_iterate(cfg: RunConfig, it_dir: Path, k: int, models: _Models, rows: 
     return {**stats, "model_sha256": weights_sha256(it_dir / "model")}
 
 
-def _rebuild_iterate(cfg: RunConfig, it_dir: Path, k: int, models: _Models, device: str, quiet: bool) -> None:
+def _rebuild_iterate(it_dir: Path, k: int, models: _Models) -> None:
     """Retrain a finished M-step's iterate from its own train.jsonl and seed. Evidence drawn from
     the first build and not yet complete (a partial evaluation of iterate k, a partial E-step of
     iteration k+1) is kept only when the retrained weights are bit-identical to the first ones;
@@ -355,7 +355,7 @@ def _rebuild_iterate(cfg: RunConfig, it_dir: Path, k: int, models: _Models, devi
     rows = read_jsonl(it_dir / "train.jsonl")
     note(f"iteration {k}: the iterate's weights are not on disk (a run restored from its evidence): "
          f"retraining it from its {len(rows)} training rows")
-    stats = _train_iterate(cfg, it_dir, k, models, rows, device, quiet)
+    stats = _train_iterate(models.cfg, it_dir, k, models, rows, models.device, models.quiet)
     identical = stats["model_sha256"] == first["model_sha256"] if first.get("model_sha256") else None
     stale = []
     if not identical:
