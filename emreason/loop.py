@@ -8,6 +8,7 @@
     RUN/iter_K/estep.json         E-step summary (written once the E-step is complete)
     RUN/iter_K/train.jsonl        the M-step's (prompt, completion, weight) rows
     RUN/iter_K/model/             the iterate: LoRA adapter or full model (safetensors)
+    RUN/iter_K/rebuild.json       only when the iterate was retrained (a run restored without weights)
     RUN/iter_K/eval/              evaluation of the iterate
 
 Each phase is done when its output file exists; every file is written atomically and the sample
@@ -360,7 +361,10 @@ def _rebuild_iterate(it_dir: Path, k: int, models: _Models) -> None:
     stale = []
     if not identical:
         nxt = it_dir.parent / f"iter_{k + 1}"
-        for p in [it_dir / "eval" / "predictions.partial.jsonl"] + ([] if (nxt / "estep.json").is_file() else [nxt / "samples.jsonl"]):
+        drawn = [it_dir / "eval" / "predictions.partial.jsonl"]
+        if not (nxt / "estep.json").is_file():  # a finished E-step stands: its summary is written
+            drawn.append(nxt / "samples.jsonl")
+        for p in drawn:
             if p.is_file():
                 p.rename(p.with_name(p.name + ".stale"))
                 stale.append(str(p.relative_to(it_dir.parent)))

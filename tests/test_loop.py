@@ -5,6 +5,7 @@ transformers' Trainer, saving, reloading, evaluation, resume."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -250,8 +251,6 @@ def test_a_run_restored_without_weights_retrains_only_the_iterate_it_needs(tiny_
     """Committed evidence holds no weights: a finished run restored from it needs none, and an
     interrupted one retrains the missing iterate from its train.jsonl, bit-identical (on this CPU
     and, in session 10, on an H200)."""
-    import shutil
-
     c = cfg(tiny_llama)
     clean = loop.run(c, tmp_path / "clean", quiet=True)
     assert len(read_json(tmp_path / "clean" / "iter_1" / "train_stats.json")["model_sha256"]) == 64
@@ -272,8 +271,6 @@ def test_a_run_restored_without_weights_retrains_only_the_iterate_it_needs(tiny_
 
 
 def test_evidence_from_an_iterate_that_retrains_differently_is_set_aside(tiny_llama, data_dir, tmp_path, scripted):
-    import shutil
-
     c = cfg(tiny_llama, iterations=1)
     run_dir = tmp_path / "r"
     clean = loop.run(c, run_dir, quiet=True)
