@@ -193,10 +193,11 @@ class _Models:
         return self.backend
 
     def set(self, key: int, model, tok) -> None:
-        """The M-step's trained model, kept in memory (transformers backend only)."""
-        if self.cfg.backend.name != "hf":
-            self.loaded = None  # engines load the saved iterate from disk
-            return
+        """The M-step's trained model, kept in memory to generate with (transformers backend; an
+        engine's M-step trains in a child process and the engine loads the saved iterate)."""
+        if hasattr(model, "merge_and_unload"):  # LoRA: merged, generation runs at the base model's speed
+            model = model.merge_and_unload()
+        model.eval()
         tok.padding_side = "left"
         self.backend = HFBackend(model, tok, batch_size=self.cfg.generation.batch_size, device=self.device)
         self.loaded = key
@@ -336,14 +337,12 @@ def _train_iterate(cfg: RunConfig, it_dir: Path, k: int, models: _Models, rows: 
     if init_from is not None and cfg.train.method == "lora" and not (init_from / "adapter_config.json").is_file():
         init_from = None
     models.release()
-    if cfg.train.launcher:
-        stats = _launch_mstep(cfg, it_dir, k, init_from, quiet)
+    if cfg.train.launcher or cfg.backend.name != "hf":
+        stats = _launch_mstep(cfg, it_dir, k, init_from, device, quiet)
     else:
         model, tok, stats = train(rows, cfg.model, cfg.train, it_dir, seed=cfg.data.seed + k, device=device,
                                   init_from=init_from, quiet=quiet)
         models.set(k, model, tok)
-        del model  # kept by models.set for transformers; with an engine, garbage: the engine serves the saved iterate
-        return_memory()
     return {**stats, "model_sha256": weights_sha256(it_dir / "model")}
 
 
@@ -377,15 +376,22 @@ def _rebuild_iterate(it_dir: Path, k: int, models: _Models) -> None:
          + (f"; set aside {', '.join(stale)}" if stale else "") + ")")
 
 
-def _launch_mstep(cfg: RunConfig, it_dir: Path, k: int, init_from: Path | None, quiet: bool) -> dict:
-    """The M-step under `accelerate launch --config_file train.launcher` (DDP, FSDP, DeepSpeed):
-    the same training code in N processes, reading the rows the loop wrote to train.jsonl."""
+def _launch_mstep(cfg: RunConfig, it_dir: Path, k: int, init_from: Path | None, device: str, quiet: bool) -> dict:
+    """The M-step in processes of its own, reading the rows the loop wrote to train.jsonl: under
+    `accelerate launch --config_file train.launcher` (DDP, FSDP, DeepSpeed), or, when an engine
+    serves generation, one plain child. The engine loads the saved iterate from disk, so the loop's
+    process never needs the trained model, and a child returns all the memory training used when it
+    exits: in the loop's own process glibc kept much of a 1.5B M-step's (~18 GB on 24 GB), and
+    the study's second M-step in one process was OOM-killed (results/README.md)."""
     import subprocess
 
     marker = it_dir / ".mstep_stats.json"
     marker.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", cfg.train.launcher,
-           "-m", "emreason.train", str(it_dir.parent), str(k)]
+    cmd = [sys.executable, "-m", "emreason.train", str(it_dir.parent), str(k)]
+    if cfg.train.launcher:
+        cmd[1:2] = ["-m", "accelerate.commands.launch", "--config_file", cfg.train.launcher, "-m"]
+    else:
+        cmd += ["--device", device]
     if init_from is not None:
         cmd += ["--init-from", str(init_from)]
     if quiet:
@@ -393,7 +399,7 @@ def _launch_mstep(cfg: RunConfig, it_dir: Path, k: int, init_from: Path | None, 
     note("M-step: " + " ".join(cmd))
     proc = subprocess.run(cmd)
     if proc.returncode != 0 or not marker.is_file():
-        raise EmreasonError(f"the M-step under accelerate launch failed (exit {proc.returncode}); its output is "
+        raise EmreasonError(f"the M-step's process failed (exit {proc.returncode}); its output is "
                             f"above. Fix it and run again with --resume. Command: {' '.join(cmd)}")
     stats = read_json(marker)
     marker.unlink()

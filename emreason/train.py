@@ -190,7 +190,9 @@ def load_for_training(model_cfg: ModelConfig, cfg: TrainConfig, device: str, ini
 def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: Path, seed: int, device: str,
           init_from: Path | None = None, quiet: bool = False):
     """Fine-tune on `rows`, save the iterate to `out_dir/model` (atomically), and return
-    (model ready for generation, tokenizer, stats)."""
+    (trained model, tokenizer, stats). A LoRA model comes back unmerged: a caller that generates
+    with it merges it (loop._Models.set); one that serves the saved adapter from an engine does not
+    pay for the merge."""
     from datasets import Dataset
     from transformers import set_seed
 
@@ -237,9 +239,6 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
         return model, tok, stats
     save_iterate(model, tok, out_dir / "model")
     shutil.rmtree(logs, ignore_errors=True)  # the iterate is saved: its checkpoints are no longer needed
-    if cfg.method == "lora":
-        model = model.merge_and_unload()
-    model.eval()
     return model, tok, stats
 
 
@@ -272,7 +271,8 @@ def save_iterate(model, tok, dest: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m emreason.train RUN_DIR ITERATION`: the M-step of one iteration from the files the
-    loop wrote (run.json, iter_K/train.jsonl), as launched by `accelerate launch` for train.launcher.
+    loop wrote (run.json, iter_K/train.jsonl), in a process of its own: launched by `accelerate
+    launch` for train.launcher, or plainly when an engine serves generation (loop._train_iterate).
     The main process saves the iterate and writes iter_K/.mstep_stats.json for the loop."""
     import argparse
 
@@ -284,12 +284,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("iteration", type=int)
     ap.add_argument("--init-from", type=Path, default=None)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--device", default=None, help="train on this device (default: accelerate's assignment)")
     args = ap.parse_args(argv)
     cfg = RunConfig.model_validate(read_json(args.run_dir / "run.json")["config"])
     it_dir = args.run_dir / f"iter_{args.iteration}"
     rows = read_jsonl(it_dir / "train.jsonl")
-    device = "cpu" if os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" or not torch.cuda.is_available() \
-        else f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    if args.device:  # the loop's own M-step: the device and threads its process would have used
+        device = args.device
+        if cfg.backend.threads:
+            torch.set_num_threads(cfg.backend.threads)
+    else:  # under accelerate launch: one device per process
+        device = "cpu" if os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" or not torch.cuda.is_available() \
+            else f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     _, _, stats = train(rows, cfg.model, cfg.train, it_dir, seed=cfg.data.seed + args.iteration, device=device,
                         init_from=args.init_from, quiet=args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
