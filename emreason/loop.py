@@ -3,7 +3,8 @@
     RUN/run.json                  resolved config, versions, command
     RUN/state.json                where the run is (for people; the files below are the truth)
     RUN/metrics.jsonl             one record per iteration (0 = the untrained model)
-    RUN/iter_0/eval/              metrics.json, predictions.jsonl of the base model
+    RUN/iter_0/eval/              metrics.json, predictions.jsonl of the base model;
+                                  shared.json: its key in the shared cache (a bundled alias)
     RUN/iter_K/samples.jsonl      every E-step attempt, appended a chunk of questions at a time
     RUN/iter_K/estep.json         E-step summary (written once the E-step is complete)
     RUN/iter_K/train.jsonl        the M-step's (prompt, completion, weight) rows
@@ -416,9 +417,16 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
         shutil.copytree(previous, out, dirs_exist_ok=True)  # M-step skipped: the same model as before
         return read_json(out / "metrics.json")
     shared = _shared_base_eval(cfg, eval_set) if k == 0 else None
-    if shared is not None and (shared / "metrics.json").is_file():
-        shutil.copytree(shared, out, dirs_exist_ok=True)
-        note(f"iteration 0: reusing the base model's evaluation from {shared} (same model, prompts, questions)")
+    source = None
+    if shared is not None:
+        source = shared if (shared / "metrics.json").is_file() else _sibling_base_eval(run_dir, shared.name)
+    if source is not None:
+        shutil.copytree(source, out, dirs_exist_ok=True)
+        (out / "predictions.partial.jsonl").unlink(missing_ok=True)  # drawn before the shared one was found
+        write_json(out / "shared.json", {"digest": shared.name})
+        if source != shared:  # a grid restored on another machine: its evaluations, not its cache
+            shutil.copytree(out, shared, dirs_exist_ok=True)
+        note(f"iteration 0: reusing the base model's evaluation from {source} (same model, prompts, questions)")
         return read_json(out / "metrics.json")
     backend = models.get(k)
     backend.batch_size = cfg.eval.batch_size
@@ -447,6 +455,7 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
     write_json(out / "metrics.json", m)
     partial.unlink()
     if shared is not None:
+        write_json(out / "shared.json", {"digest": shared.name})
         shutil.copytree(out, shared, dirs_exist_ok=True)
     note(f"iteration {k}: accuracy {m['accuracy']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] "
          f"parse rate {m['parse_rate']:.2f}, predicted {m['pred_distribution']}")
@@ -458,7 +467,8 @@ def _shared_base_eval(cfg: RunConfig, eval_set) -> Path | None:
     alias (content fixed by sha256), the same backend, questions, prompts and greedy decoding give
     the same predictions, so each sampler of a comparison need not evaluate the base model again.
     prompts.py's own bytes are in the key: it renders the prompts, decides when generation stops
-    and reads the answer, so a change there must not reuse an evaluation made under the old rules."""
+    and reads the answer, so a change there must not reuse an evaluation made under the old rules.
+    The folder's name is the key's digest, recorded in each run's iter_0/eval/shared.json."""
     from . import prompts
     from .models import ALIASES, cache_dir
 
@@ -471,6 +481,19 @@ def _shared_base_eval(cfg: RunConfig, eval_set) -> Path | None:
            "prompts_py": hashlib.sha256(Path(prompts.__file__).read_bytes()).hexdigest()}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     return cache_dir() / "base_evals" / digest
+
+
+def _sibling_base_eval(run_dir: Path, digest: str) -> Path | None:
+    """The base evaluation of another run beside this one (a grid's cells) made under the same
+    key: its shared.json names the digest. The cache lives on one machine; run directories restored
+    from committed evidence carry their evaluations to the next, so a restored grid's remaining
+    cells need not evaluate the base model again (~25 minutes at 1.5B on 2 cores)."""
+    for f in sorted(run_dir.parent.glob("*/iter_0/eval/shared.json")):
+        ev = f.parent
+        if ev.parent.parent != run_dir and read_json(f).get("digest") == digest \
+                and (ev / "metrics.json").is_file() and (ev / "predictions.jsonl").is_file():
+            return ev
+    return None
 
 
 def _write_metrics(cfg: RunConfig, run_dir: Path, iterations: int) -> list[dict]:

@@ -286,3 +286,30 @@ def test_evidence_from_an_iterate_that_retrains_differently_is_set_aside(tiny_ll
     rebuilt = read_json(run_dir / "iter_1" / "rebuild.json")
     assert rebuilt["identical"] is False and rebuilt["set_aside"] == ["iter_1/eval/predictions.partial.jsonl"]
     assert (ev / "predictions.partial.jsonl.stale").is_file()
+
+
+def test_a_restored_grid_reuses_a_sibling_cells_base_evaluation(tiny_llama, data_dir, tmp_path, scripted, monkeypatch):
+    """The base evaluation's cache is one machine's; on a fresh one a grid restored from committed
+    evidence finds it in a sibling cell evaluated under the same key, and seeds the cache again."""
+    cache = tmp_path / "cache" / "0123abcd"
+    monkeypatch.setattr(loop, "_shared_base_eval", lambda cfg, eval_set: cache)
+    first = loop.run(cfg(tiny_llama, sampler={"name": "none"}), tmp_path / "grid" / "none", quiet=True)
+    assert read_json(tmp_path / "grid" / "none" / "iter_0" / "eval" / "shared.json") == {"digest": "0123abcd"}
+    shutil.rmtree(tmp_path / "cache")  # a fresh machine
+
+    def no_generation(*a, **k):
+        raise AssertionError("the base model was evaluated again")
+
+    monkeypatch.setattr(HFBackend, "generate", no_generation)
+    other = tmp_path / "grid" / "other"  # stopped after a chunk of its base evaluation, on the old machine
+    shutil.copytree(tmp_path / "grid" / "none", other)
+    for f in ("metrics.json", "predictions.jsonl", "shared.json"):
+        (other / "iter_0" / "eval" / f).unlink()
+    (other / "iter_0" / "eval" / "predictions.partial.jsonl").write_text(json.dumps({"chunk_done": 0}) + "\n")
+    again = loop.run(cfg(tiny_llama, sampler={"name": "none"}), other, resume=True, quiet=True)
+    assert _strip(again) == _strip(first)
+    assert not (other / "iter_0" / "eval" / "predictions.partial.jsonl").exists()
+    assert (cache / "metrics.json").is_file()  # the cache is seeded again
+    monkeypatch.setattr(loop, "_shared_base_eval", lambda cfg, eval_set: tmp_path / "cache" / "another-key")
+    with pytest.raises(AssertionError, match="evaluated again"):  # another key: no sibling matches
+        loop.run(cfg(tiny_llama, sampler={"name": "none"}), tmp_path / "grid" / "third", quiet=True)
