@@ -388,10 +388,9 @@ def _launch_mstep(cfg: RunConfig, it_dir: Path, k: int, init_from: Path | None, 
 
     marker = it_dir / ".mstep_stats.json"
     marker.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "emreason.train", str(it_dir.parent), str(k)]
-    if cfg.train.launcher:
-        cmd[1:2] = ["-m", "accelerate.commands.launch", "--config_file", cfg.train.launcher, "-m"]
-    else:
+    launch = ["-m", "accelerate.commands.launch", "--config_file", cfg.train.launcher] if cfg.train.launcher else []
+    cmd = [sys.executable, *launch, "-m", "emreason.train", str(it_dir.parent), str(k)]
+    if not cfg.train.launcher:
         cmd += ["--device", device]
     if init_from is not None:
         cmd += ["--init-from", str(init_from)]

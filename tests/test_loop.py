@@ -313,3 +313,31 @@ def test_a_restored_grid_reuses_a_sibling_cells_base_evaluation(tiny_llama, data
     monkeypatch.setattr(loop, "_shared_base_eval", lambda cfg, eval_set: tmp_path / "cache" / "another-key")
     with pytest.raises(AssertionError, match="evaluated again"):  # another key: no sibling matches
         loop.run(cfg(tiny_llama, sampler={"name": "none"}), tmp_path / "grid" / "third", quiet=True)
+
+
+def test_the_mstep_child_command(tmp_path, monkeypatch):
+    """With an engine the M-step runs as a plain child on the loop's device; with train.launcher
+    under accelerate launch, which assigns devices itself."""
+    import subprocess
+    from types import SimpleNamespace
+
+    it_dir = tmp_path / "run" / "iter_1"
+    it_dir.mkdir(parents=True)
+    seen = []
+
+    def fake_run(cmd):
+        seen.append(cmd)
+        (it_dir / ".mstep_stats.json").write_text(json.dumps({"train_loss": 0.5}))
+        return SimpleNamespace(returncode=0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    launcher = tmp_path / "ddp.yaml"
+    launcher.write_text("num_processes: 2\n")
+    plain = cfg("smollm2-135m", backend={"name": "llamacpp"})
+    assert loop._launch_mstep(plain, it_dir, 1, None, "cpu", quiet=True) == {"train_loss": 0.5}
+    ddp = cfg("smollm2-135m", train={"launcher": str(launcher)})
+    loop._launch_mstep(ddp, it_dir, 1, tmp_path / "prev", "cuda", quiet=False)
+    assert seen[0][1:] == ["-m", "emreason.train", str(it_dir.parent), "1", "--device", "cpu", "--quiet"]
+    assert seen[1][1:] == ["-m", "accelerate.commands.launch", "--config_file", str(launcher), "-m", "emreason.train",
+                           str(it_dir.parent), "1", "--init-from", str(tmp_path / "prev")]
+    assert not (it_dir / ".mstep_stats.json").exists()  # read and removed
