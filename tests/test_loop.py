@@ -318,7 +318,6 @@ def test_a_restored_grid_reuses_a_sibling_cells_base_evaluation(tiny_llama, data
 def test_the_mstep_child_command(tmp_path, monkeypatch):
     """With an engine the M-step runs as a plain child on the loop's device; with train.launcher
     under accelerate launch, which assigns devices itself."""
-    import subprocess
     from types import SimpleNamespace
 
     it_dir = tmp_path / "run" / "iter_1"
