@@ -1,5 +1,6 @@
-"""Scale-out on CPUs: the M-step under `accelerate launch` (DDP, 2 gloo processes) trains the same
-adapter as one process on the same data, and the E-step on 2 Ray workers writes the same sample
+"""The M-step in processes of its own, and scale-out on CPUs: the plain child an engine's loop
+launches, and the M-step under `accelerate launch` (DDP, 2 gloo processes), train the same adapter
+as one process on the same data; and the E-step on 2 Ray workers writes the same sample
 log as one worker."""
 
 import json
@@ -34,7 +35,7 @@ def test_ddp_two_processes_match_one(tiny_llama, tmp_path):
     run_dir = tmp_path / "run"
     write_json(run_dir / "run.json", {"config": cfg.model_dump(mode="json")})
     write_jsonl(run_dir / "iter_1" / "train.jsonl", ROWS)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}  # CPUs also on a GPU machine
     proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", train_cfg["launcher"],
                            "-m", "emreason.train", str(run_dir), "1", "--quiet"], env=env, capture_output=True,
                           text=True, timeout=600)
@@ -50,6 +51,34 @@ def test_ddp_two_processes_match_one(tiny_llama, tmp_path):
     assert got.keys() == ref.keys()
     moved = max(ref[k].abs().max().item() for k in ref if "lora_B" in k)
     assert moved > 1e-3  # LoRA B starts at zero: training moved it, so the comparison means something
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], atol=2e-5, rtol=1e-4)
+
+
+def test_the_plain_mstep_child_trains_what_the_loops_process_would(tiny_qwen, tmp_path):
+    """With an engine serving generation the loop trains in `python -m emreason.train RUN K --device D`
+    (loop._launch_mstep): the child must train the adapter the loop's own process would have, on the
+    loop's device, and leave its stats for the loop. On a GPU machine this runs on CUDA."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    train_cfg = {"epochs": 1, "batch_size": 4, "lora_r": 4, "lora_dropout": 0.0, "max_length": 1024,
+                 "learning_rate": 1e-3}
+    cfg = RunConfig.model_validate({"model": {"name": str(tiny_qwen)}, "train": train_cfg,
+                                    "backend": {"name": "llamacpp", "threads": 1}})
+    run_dir = tmp_path / "run"
+    write_json(run_dir / "run.json", {"config": cfg.model_dump(mode="json")})
+    write_jsonl(run_dir / "iter_1" / "train.jsonl", ROWS)
+    proc = subprocess.run([sys.executable, "-m", "emreason.train", str(run_dir), "1", "--device", device, "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = json.loads((run_dir / "iter_1" / ".mstep_stats.json").read_text())
+    assert stats["train_processes"] == 1 and stats["train_examples"] == len(ROWS)
+
+    _, _, ref_stats = train(ROWS, cfg.model, cfg.train, tmp_path / "inproc", seed=cfg.data.seed + 1, device=device,
+                            quiet=True)
+    assert stats["train_steps"] == ref_stats["train_steps"] == 3
+    got, ref = _adapter(run_dir / "iter_1" / "model"), _adapter(tmp_path / "inproc" / "model")
+    assert got.keys() == ref.keys()
+    assert max(ref[k].abs().max().item() for k in ref if "lora_B" in k) > 1e-3
     for k in ref:
         torch.testing.assert_close(got[k], ref[k], atol=2e-5, rtol=1e-4)
 
