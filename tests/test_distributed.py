@@ -35,7 +35,9 @@ def test_ddp_two_processes_match_one(tiny_llama, tmp_path):
     run_dir = tmp_path / "run"
     write_json(run_dir / "run.json", {"config": cfg.model_dump(mode="json")})
     write_jsonl(run_dir / "iter_1" / "train.jsonl", ROWS)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}  # CPUs also on a GPU machine
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if torch.cuda.is_available():  # keep to CPUs on a GPU machine (accelerate would give each process a GPU)
+        env["ACCELERATE_USE_CPU"] = "true"
     proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", train_cfg["launcher"],
                            "-m", "emreason.train", str(run_dir), "1", "--quiet"], env=env, capture_output=True,
                           text=True, timeout=600)
