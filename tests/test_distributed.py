@@ -58,9 +58,10 @@ def test_ddp_two_processes_match_one(tiny_llama, tmp_path):
 
 
 def test_the_plain_mstep_child_trains_what_the_loops_process_would(tiny_qwen, tmp_path):
-    """With an engine serving generation the loop trains in `python -m emreason.train RUN K --device D`
-    (loop._launch_mstep): the child must train the adapter the loop's own process would have, on the
-    loop's device, and leave its stats for the loop. On a GPU machine this runs on CUDA."""
+    """With an engine serving generation the loop trains in a child, `python -m emreason.train RUN K
+    --device D` (loop._launch_mstep, run here as the loop runs it): the child must train the adapter
+    the loop's own process would have, on the loop's device, and leave its stats for the loop. On a
+    GPU machine this runs on CUDA."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     train_cfg = {"epochs": 1, "batch_size": 4, "lora_r": 4, "lora_dropout": 0.0, "max_length": 1024,
                  "learning_rate": 1e-3}
@@ -69,10 +70,7 @@ def test_the_plain_mstep_child_trains_what_the_loops_process_would(tiny_qwen, tm
     run_dir = tmp_path / "run"
     write_json(run_dir / "run.json", {"config": cfg.model_dump(mode="json")})
     write_jsonl(run_dir / "iter_1" / "train.jsonl", ROWS)
-    proc = subprocess.run([sys.executable, "-m", "emreason.train", str(run_dir), "1", "--device", device, "--quiet"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    stats = json.loads((run_dir / "iter_1" / ".mstep_stats.json").read_text())
+    stats = loop._launch_mstep(cfg, run_dir / "iter_1", 1, None, device, quiet=True)  # the loop's own command
     assert stats["train_processes"] == 1 and stats["train_examples"] == len(ROWS)
 
     _, _, ref_stats = train(ROWS, cfg.model, cfg.train, tmp_path / "inproc", seed=cfg.data.seed + 1, device=device,
