@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import csv
 import gzip
+import html
 import io
 import json
 import re
@@ -668,7 +669,7 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
             step = lambda t: "–" if t is None else f"{t['diff']:+.3f} (p {_p(t['p_value'])}, n {t['n']})"
             lines.append(f"| {_scope(c)} | " + " | ".join(step(c["baseline_tests"][f"{x}_vs_{b}"])
                                                           for b in BASES for x in CLAIM_ORDER) + " |")
-    lines += ["", f"Paired comparisons (McNemar's exact test; diff = b − a with a 95% interval{_seeded(tests)}):", "",
+    lines += ["", "## Paired comparisons", "", f"McNemar's exact test; diff = b − a with a 95% interval{_seeded(tests)}:", "",
               "| dataset | model | a | b | only a right | only b right | diff [95% CI] | p | read leniently: diff | p |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for t in tests:
@@ -676,7 +677,7 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
         lines.append(f"| {t['dataset']} | {t['model']} | {t['a']} | {t['b']} | {t['only_a']} | {t['only_b']} | "
                      f"{_diff(t)} | {_p(t['p_value'])} | {lenient} |")
     if costs:
-        lines += ["", "Rationale length and E-step cost (each column's compared iterate; sampled tokens summed over its E-steps):", "",
+        lines += ["", "## Rationale length and E-step cost", "", "Each column's compared iterate; sampled tokens summed over its E-steps:", "",
                   "| dataset | model | column | it | test output tokens (mean) | parse rate | accepted rationale tokens | "
                   "accepted (all E-steps) | sampled tokens | sampled / accepted | E-step s | M-step s | "
                   "accuracy when answered | accuracy, last answer line decides | most frequent answer (share) | option by option |",
@@ -689,25 +690,25 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
                          f"{_f(c['estep_seconds'], '.0f')} | {_f(c['train_seconds'], '.0f')} | "
                          f"{_f(c['answered_accuracy'], '.3f')} | {_f(c['lenient_accuracy'], '.3f')} | {_top(c)} | {_f(c['option_by_option'], '.2f')} |")
     if itests:
-        lines += ["", "Each iteration against the one before it, same run and questions (McNemar's exact test):", "",
+        lines += ["", "## Each iteration against the one before", "", "Same run and questions (McNemar's exact test):", "",
                   "| run | from | to | only before right | only after right | diff [95% CI] | p |", "|---|---|---|---|---|---|---|"]
         for t in itests:
             lines.append(f"| {t['run']} | {t['from']} | {t['to']} | {t['only_a']} | {t['only_b']} | "
                          f"{_diff(t)} | {_p(t['p_value'])} |")
     if mtests:
-        lines += ["", f"Trained columns at the same EM iteration (McNemar's exact test{_seeded(mtests)}; exploratory):", "",
+        lines += ["", "## Trained columns at the same EM iteration", "", f"McNemar's exact test{_seeded(mtests)}; exploratory:", "",
                   "| dataset | model | iteration | a | b | only a right | only b right | diff [95% CI] | p |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for t in mtests:
             lines.append(f"| {t['dataset']} | {t['model']} | {t['iteration']} | {t['a']} | {t['b']} | {t['only_a']} | "
                          f"{t['only_b']} | {_diff(t)} | {_p(t['p_value'])} |")
     if ltests:
-        lines += ["", "Test-time output length, paired by question (Wilcoxon signed-rank; median of b − a in tokens):", "",
+        lines += ["", "## Test-time output length", "", "Paired by question, Wilcoxon signed-rank; median of b − a in tokens:", "",
                   "| dataset | model | a | b | n | mean a | mean b | median b − a | p |", "|---|---|---|---|---|---|---|---|---|"]
         for t in ltests:
             lines.append(f"| {t['dataset']} | {t['model']} | {t['a']} | {t['b']} | {t['n']} | {t['mean_a']:.1f} | "
                          f"{t['mean_b']:.1f} | {t['median_diff']:+.0f} | {_p(t['p_value'])} |")
-    lines += ["", "Per iteration:", "", "| run | iter | accept rate | tokens / accepted | rationale tokens | train loss | accuracy [95% CI] | parse rate |",
+    lines += ["", "## Per iteration", "", "Every run's iterations:", "", "| run | iter | accept rate | tokens / accepted | rationale tokens | train loss | accuracy [95% CI] | parse rate |",
               "|---|---|---|---|---|---|---|---|"]
     for run in runs:
         for m in run.metrics:
@@ -779,13 +780,19 @@ def html_report(md: str, figs: dict[str, bytes], runs: list[Run], max_questions:
     imgs = "".join(f'<figure><img alt="{n}" src="data:image/png;base64,{base64.b64encode(b).decode()}"><figcaption>{n}</figcaption></figure>'
                    for n, b in figs.items())
     data_json = json.dumps(browser).replace("</", "<\\/")
-    md_json = json.dumps(md).replace("</", "<\\/")
+    # The headline (main table, claims) first, then the plots; the detailed tables, hundreds of rows on
+    # a full grid, folded under their headings.
+    head, *sections = md.split("\n## ")
+    md_json = json.dumps([head] + [sec.partition("\n")[2] for sec in sections]).replace("</", "<\\/")
+    folded = "".join(f'<details><summary>{html.escape(sec.partition(chr(10))[0])}</summary><div class="md" id="md{i}"></div></details>'
+                     for i, sec in enumerate(sections, 1))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>emreason report</title>
 <style>body{{font:14px system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px}}figure{{display:inline-block;margin:.5em}}img{{max-width:560px}}
 .s{{border-left:4px solid #bbb;margin:.4em 0;padding:.3em .6em;white-space:pre-wrap;font:12px monospace}}.ok{{border-color:#2a2}}.no{{border-color:#c33}}
-.h{{background:#fff8e0}}select,input{{margin-right:1em}}</style></head><body>
-<h1>emreason report</h1><div id="md"></div><h2>Plots</h2>{imgs}
+.h{{background:#fff8e0}}summary{{font-weight:600;cursor:pointer;margin:.4em 0}}select,input{{margin-right:1em}}</style></head><body>
+<h1>emreason report</h1><div class="md" id="md0"></div><h2>Plots</h2>{imgs}
+<h2>Details</h2>{folded}
 <h2>Sample browser</h2><p>"test answers": every column's final model on the same first {max_questions} test questions, side by
 side (green correct, red not). The runs: every E-step attempt for the first {max_questions} questions of each iteration, green
 accepted, red rejected (reason shown), yellow background hinted.</p>
@@ -797,7 +804,7 @@ const MD={md_json};const D={data_json};
 function mdTable(t){{return t.split("\\n").map(l=>l.startsWith("|")?l:(l.trim()?"<p>"+l+"</p>":"")).join("\\n")
  .replace(/((?:^\\|.*\\|$\\n?)+)/gm,b=>{{const r=b.trim().split("\\n").filter(x=>!/^\\|[-|]+\\|$/.test(x));
  return "<table>"+r.map((x,i)=>"<tr>"+x.slice(1,-1).split("|").map(c=>i?"<td>"+c+"</td>":"<th>"+c+"</th>").join("")+"</tr>").join("")+"</table>"}});}}
-document.getElementById("md").innerHTML=mdTable(MD);
+MD.forEach((m,i)=>document.getElementById("md"+i).innerHTML=mdTable(m));
 const runs=[...new Set(D.map(d=>d.run+" · iter "+d.iter))];const sel=document.getElementById("run");
 runs.forEach(r=>{{const o=document.createElement("option");o.textContent=r;sel.appendChild(o)}});
 function esc(s){{return String(s).replace(/[&<>]/g,c=>({{"&":"&amp;","<":"&lt;",">":"&gt;"}}[c]))}}

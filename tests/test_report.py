@@ -28,6 +28,9 @@ def test_report_table_tests_plots_html(tiny_llama, data_dir, tmp_path, monkeypat
     assert "data:image/png;base64," in page and "http" not in page.split("<body>")[1].split("<script>")[0]
     assert '"accepted": true' in page and "Plants need light" in page  # the sample browser holds the rationales
     assert '"run": "test answers' in page and '"verdict": "correct"' in page  # and every column's test answers
+    # the headline tables, then the plots, then each detailed table folded under its heading
+    assert page.index('id="md0"') < page.index("<h2>Plots</h2>") < page.index("<summary>Paired comparisons</summary>")
+    assert "<summary>Per iteration</summary>" in page and md.count("\n## ") == page.count("<details>")
 
 
 def test_report_errors_on_nothing(tmp_path, capsys):
