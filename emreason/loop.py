@@ -273,10 +273,14 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
     if summary_path.is_file():
         return read_sample_log(log)[0]
     it_dir.mkdir(parents=True, exist_ok=True)
-    records, done = read_sample_log(log)
     shown = [present(ex, cfg.data.seed, k, cfg.data.shuffle_choices) for ex in train_set]
     size = cfg.generation.chunk_questions
     chunks = [shown[i:i + size] for i in range(0, len(shown), size)]
+    if len(read_sample_log(log)[1]) < len(chunks):
+        # A restored run retrains the iterate it samples from here: off the E-step's clock, and
+        # before the log is read, as a retrain not known bit-identical sets a partial log aside.
+        models.iterate_dir(k - 1)
+    records, done = read_sample_log(log)
     if done:
         note(f"iteration {k}: resuming the E-step after {len(done)} of {len(chunks)} chunks")
     # Each chunk's marker holds the seconds since the previous commit, so a resumed E-step still
@@ -356,6 +360,7 @@ def _rebuild_iterate(it_dir: Path, k: int, models: _Models) -> None:
     rows = read_jsonl(it_dir / "train.jsonl")
     note(f"iteration {k}: the iterate's weights are not on disk (a run restored from its evidence): "
          f"retraining it from its {len(rows)} training rows")
+    start = time.perf_counter()
     stats = _train_iterate(models.cfg, it_dir, k, models, rows, models.device, models.quiet)
     identical = stats["model_sha256"] == first["model_sha256"] if first.get("model_sha256") else None
     stale = []
@@ -370,7 +375,8 @@ def _rebuild_iterate(it_dir: Path, k: int, models: _Models) -> None:
                 stale.append(str(p.relative_to(it_dir.parent)))
     write_json(it_dir / "rebuild.json", {
         "train_loss": stats["train_loss"], "first_train_loss": first.get("train_loss"),
-        "train_seconds": stats["train_seconds"], "model_sha256": stats["model_sha256"],
+        "train_seconds": stats["train_seconds"], "wall_seconds": round(time.perf_counter() - start, 2),
+        "model_sha256": stats["model_sha256"],
         "first_model_sha256": first.get("model_sha256"), "identical": identical, "set_aside": stale})
     note(f"iteration {k}: retrained (loss {stats['train_loss']:.4f}, first build {first.get('train_loss')}; "
          f"weights {'identical' if identical else 'not known identical' if identical is None else 'different'}"

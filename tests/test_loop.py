@@ -18,7 +18,7 @@ from emreason.backends.hf import HFBackend
 from emreason.cli import main
 from emreason.config import RunConfig
 from emreason.errors import EmreasonError
-from emreason.store import read_json, read_jsonl
+from emreason.store import read_json, read_jsonl, write_jsonl
 
 RATIONALE = "Plants need light to make their food, so the other choices cannot be right here at all."
 
@@ -286,6 +286,35 @@ def test_evidence_from_an_iterate_that_retrains_differently_is_set_aside(tiny_ll
     rebuilt = read_json(run_dir / "iter_1" / "rebuild.json")
     assert rebuilt["identical"] is False and rebuilt["set_aside"] == ["iter_1/eval/predictions.partial.jsonl"]
     assert (ev / "predictions.partial.jsonl.stale").is_file()
+
+
+def test_a_partial_estep_from_an_iterate_that_retrains_differently_is_redrawn(tiny_llama, data_dir, tmp_path, scripted,
+                                                                               monkeypatch):
+    """The retrain runs before the E-step reads its sample log (so a log set aside is not half used)
+    and off the E-step's clock (the study's restored STaR cell once counted 2,000 s of retraining
+    as E-step time)."""
+    c = cfg(tiny_llama)
+    run_dir = tmp_path / "r"
+    clean = loop.run(c, run_dir, quiet=True)
+    it2 = run_dir / "iter_2"
+    rows = read_jsonl(it2 / "samples.jsonl")
+    first_chunk = rows[: next(i for i, r in enumerate(rows) if "chunk_done" in r) + 1]
+    write_jsonl(it2 / "samples.jsonl", first_chunk)  # stopped after 1 of its 3 chunks
+    for name in ("estep.json", "train.jsonl", "train_stats.json"):
+        (it2 / name).unlink()
+    shutil.rmtree(it2 / "model")
+    shutil.rmtree(it2 / "eval")
+    stats = read_json(run_dir / "iter_1" / "train_stats.json")
+    (run_dir / "iter_1" / "train_stats.json").write_text(json.dumps({**stats, "model_sha256": "0" * 64}))
+    shutil.rmtree(run_dir / "iter_1" / "model")
+    train_iterate = loop._train_iterate
+    monkeypatch.setattr(loop, "_train_iterate", lambda *a: (time.sleep(2), train_iterate(*a))[1])  # a slow retrain
+    assert _strip(loop.run(c, run_dir, resume=True, quiet=True)) == _strip(clean)
+    rebuilt = read_json(run_dir / "iter_1" / "rebuild.json")
+    assert rebuilt["identical"] is False and rebuilt["set_aside"] == ["iter_2/samples.jsonl"]
+    assert read_jsonl(it2 / "samples.jsonl.stale") == first_chunk
+    assert [r["chunk_done"] for r in read_jsonl(it2 / "samples.jsonl") if "chunk_done" in r] == [0, 1, 2]
+    assert rebuilt["wall_seconds"] >= 2 > read_json(it2 / "estep.json")["estep_seconds"]
 
 
 def test_a_restored_grid_reuses_a_sibling_cells_base_evaluation(tiny_llama, data_dir, tmp_path, scripted, monkeypatch):
