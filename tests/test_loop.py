@@ -344,6 +344,29 @@ def test_a_restored_grid_reuses_a_sibling_cells_base_evaluation(tiny_llama, data
         loop.run(cfg(tiny_llama, sampler={"name": "none"}), tmp_path / "grid" / "third", quiet=True)
 
 
+def test_no_generation_backend_is_alive_while_a_child_mstep_trains(tiny_llama, data_dir, tmp_path, scripted,
+                                                                   monkeypatch):
+    """The child needs the machine's memory: a reference left in _mstep once kept llama.cpp's
+    engine (1.4 GB) alive through the study's 1.5B M-steps, which then paged (session 13)."""
+    import gc
+
+    from emreason.train import train
+
+    launcher = tmp_path / "one.yaml"
+    launcher.write_text("num_processes: 1\n")
+    alive = []
+
+    def child(c, it_dir, k, init_from, device, quiet):
+        gc.collect()
+        alive.append(sum(isinstance(o, HFBackend) for o in gc.get_objects()))
+        return train(read_jsonl(it_dir / "train.jsonl"), c.model, c.train, it_dir, seed=c.data.seed + k,
+                     device=device, quiet=quiet)[2]
+
+    monkeypatch.setattr(loop, "_launch_mstep", child)
+    loop.run(cfg(tiny_llama, iterations=1, train__launcher=str(launcher)), tmp_path / "r", quiet=True)
+    assert alive == [0]
+
+
 def test_the_mstep_child_command(tmp_path, monkeypatch):
     """With an engine the M-step runs as a plain child on the loop's device; with train.launcher
     under accelerate launch, which assigns devices itself."""
