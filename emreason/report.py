@@ -783,9 +783,10 @@ def html_report(md: str, figs: dict[str, bytes], runs: list[Run], max_questions:
     # The headline (main table, claims) first, then the plots; the detailed tables, hundreds of rows on
     # a full grid, folded under their headings.
     head, *sections = md.split("\n## ")
-    md_json = json.dumps([head] + [sec.partition("\n")[2] for sec in sections]).replace("</", "<\\/")
-    folded = "".join(f'<details><summary>{html.escape(sec.partition(chr(10))[0])}</summary><div class="md" id="md{i}"></div></details>'
-                     for i, sec in enumerate(sections, 1))
+    titled = [sec.partition("\n")[::2] for sec in sections]  # (heading, body)
+    md_json = json.dumps([head] + [body for _, body in titled]).replace("</", "<\\/")
+    folded = "".join(f'<details><summary>{html.escape(title)}</summary><div class="md" id="md{i}"></div></details>'
+                     for i, (title, _) in enumerate(titled, 1))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>emreason report</title>
 <style>body{{font:14px system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px}}figure{{display:inline-block;margin:.5em}}img{{max-width:560px}}
