@@ -16,8 +16,10 @@ groups=(
   '^qwen2.5-coder-1.5b-arc_easy-direct-'
   '^qwen2.5-coder-1.5b-arc_challenge-(none|direct|pps)-' # direct is cheap (0.5 h) and gives the base's direct answers
   '^qwen2.5-coder-1.5b-arc_challenge-(star|rejection|direct)-'
-  '^smollm2-135m-(arc_challenge|openbookqa|mmlu)-'
-  '^qwen2.5-coder-0.5b-'
+  '^smollm2-135m-(arc_challenge|openbookqa)-'
+  '^qwen2.5-coder-0.5b-(arc_easy|arc_challenge)-'   # a second Qwen model on the rows both families have
+  '^smollm2-135m-mmlu-'
+  '^qwen2.5-coder-0.5b-(openbookqa|mmlu)-'
   '^qwen2.5-coder-1.5b-(openbookqa|mmlu)-'
 )
 results/restore.sh results/paper runs/paper
