@@ -160,17 +160,32 @@ def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
 
 
 def hours_left(rows: list[dict]) -> dict[str, float | None]:
-    """A rough estimate of the machine hours each unfinished cell still needs: the mean recorded
-    hours of the finished cells with its model and sampler (else its model), less what it has
-    recorded. None where no such cell has finished. Datasets differ in length, so it is a guide."""
-    done = [r for r in rows if r["state"] == "done" and r["hours"]]
+    """A rough estimate of the machine hours each unfinished cell still needs, less what it has
+    recorded: the mean hours of finished cells with its model and sampler; else another model's
+    cells of that sampler, scaled by the two models' ratio on samplers both have finished (a 0.5B
+    model's base evaluation predicts its EM cells from the 1.5B's better than its own base cell
+    does: an EM cell costs several evaluations). None where neither exists. Datasets differ in
+    length, so it is a guide."""
+    hours: dict[tuple, list[float]] = {}
+    for r in rows:
+        if r["state"] == "done" and r["hours"]:
+            hours.setdefault((r["model"], r["sampler"]), []).append(r["hours"])
+    mean = {k: sum(v) / len(v) for k, v in hours.items()}
     out: dict[str, float | None] = {}
     for r in rows:
         if r["state"] == "done":
             continue
-        peers = ([d["hours"] for d in done if (d["model"], d["sampler"]) == (r["model"], r["sampler"])]
-                 or [d["hours"] for d in done if d["model"] == r["model"]])
-        out[r["name"]] = max(0.0, sum(peers) / len(peers) - r["hours"]) if peers and r["model"] else None
+        m, s = r["model"], r["sampler"]
+        guess = mean.get((m, s))
+        if guess is None and m:
+            scaled = []
+            for m2 in {k[0] for k in mean if k[0] != m and k[1] == s}:
+                shared = [x for (mm, x) in mean if mm == m and (m2, x) in mean]
+                if shared:
+                    ratio = sum(mean[m, x] for x in shared) / sum(mean[m2, x] for x in shared)
+                    scaled.append(mean[m2, s] * ratio)
+            guess = sum(scaled) / len(scaled) if scaled else None
+        out[r["name"]] = None if guess is None else max(0.0, guess - r["hours"])
     return out
 
 
@@ -207,8 +222,8 @@ def status_from_cli(args) -> int:
     done = sum(r["state"] == "done" for r in rows)
     known = [v for v in left.values() if v is not None]
     print(f"{done}/{len(rows)} done, {sum(r['hours'] for r in rows):.1f} machine hours recorded"
-          + (f"; about {sum(known):.0f} h left for {len(known)} cells (from finished cells of the same model and sampler)"
+          + (f"; about {sum(known):.0f} h left for {len(known)} cells (from finished cells of the same model and sampler, or another model's scaled)"
              if known else "")
-          + (f"; {len(left) - len(known)} cells without an estimate (no finished cell of their model)"
+          + (f"; {len(left) - len(known)} cells without an estimate (no finished cell of their sampler, or of their model)"
              if len(known) < len(left) else ""))
     return 0

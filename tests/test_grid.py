@@ -95,8 +95,16 @@ def test_status_reads_phase_and_progress_from_the_files(tmp_path, capsys):
     (pps / "iter_1" / "train_stats.json").write_text(json.dumps({"train_seconds": 3600}))
     (pps / "iter_1" / "estep.json").write_text(json.dumps({"estep_seconds": 1800}))
     assert grid.cell_status(pps)["hours"] == 2.0 and rows[star.name]["hours"] == 0.25
-    # hours left: from finished cells of the same model and sampler, else of the same model
+    # hours left: from finished cells of the same model and sampler; else another model's, scaled by
+    # the ratio of the two models' cells of samplers both have finished
     finished = dict(rows[star.name], name="other-star", state="done", hours=3.0)
+    small = dict(rows[pps.name], name="small-none", model="qwen2.5-coder-0.5b", sampler="none", state="done", hours=0.1)
+    big_none = dict(small, name="big-none", model="qwen2.5-coder-1.5b", hours=0.4)
+    big_star = dict(big_none, name="big-star", sampler="star", hours=4.0)
+    small_star = dict(small, name="small-star", sampler="star", state="not started", hours=0.0)
     left = grid.hours_left([finished, rows[star.name], rows[pps.name], rows["smollm2-135m-arc_easy-none-s0"],
-                            dict(rows[pps.name], name="another-model", model="qwen2.5-coder-0.5b")])
-    assert left == {star.name: 2.75, pps.name: 2.5, "smollm2-135m-arc_easy-none-s0": 3.0, "another-model": None}
+                            dict(rows[pps.name], name="another-model", model="qwen2.5-coder-0.5b"),
+                            small, big_none, big_star, small_star])
+    # smollm2's none: 1.5B's none (0.4 h) x the two models' star ratio (3.0 / 4.0)
+    assert left == {star.name: 2.75, pps.name: None, "smollm2-135m-arc_easy-none-s0": pytest.approx(0.3),
+                    "another-model": None, "small-star": 1.0}
