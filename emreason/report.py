@@ -494,6 +494,16 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _say_if_empty(ax) -> bool:
+    """A row whose runs have nothing for this plot yet (only its base finished, say) gets a panel
+    that says so, rather than blank axes a reader may take for a drawing error."""
+    if ax.lines or ax.patches or ax.collections:
+        return False
+    ax.text(0.5, 0.5, "nothing to plot yet\n(no trained iterate finished)", transform=ax.transAxes,
+            ha="center", va="center", color="0.4", fontsize=9)
+    return True
+
+
 def plots(runs: list[Run]) -> dict[str, bytes]:
     import matplotlib
 
@@ -524,6 +534,10 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
 
     def line_plot(name, ykey, ylabel, xkey="iteration"):
         fig, panel = facets()
+        if ykey == "eval_accuracy":  # the untrained model's zero-shot CoT: what training must beat
+            for r in runs:
+                if r.sampler == "none" and r.metrics:
+                    panel[r.key].axhline(r.final["eval_accuracy"], ls="--", color="0.5", lw=1, label=run_label(r))
         for r in trained:
             ax = panel[r.key]
             pts = [(m.get(xkey), m.get(ykey)) for m in r.metrics if m.get(ykey) is not None and m.get(xkey) is not None]
@@ -546,6 +560,7 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)
+            _say_if_empty(ax)
         fig.tight_layout()
         figs[name] = _png(fig)
         plt.close(fig)
@@ -571,6 +586,7 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
             ax.set_ylabel(ylabel)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)
+            _say_if_empty(ax)
         fig.tight_layout()
         figs[name] = _png(fig)
         plt.close(fig)

@@ -292,3 +292,25 @@ def test_a_run_still_going_is_listed_apart_not_compared(tmp_path):
     assert {(t["a"], t["b"]) for t in paired_tests(runs)} == {("none", "star")}
     assert [(u["run"], u["planned"], list(u["evaluated"])) for u in unfinished(runs)] == [("pps", 2, [0, 1])]
     assert "Still running, so not in the table or the tests" in markdown(rows, [], runs) and "pps: it 0 0.500, it 1 0.500 (of 2)" in markdown(rows, [], runs)
+
+
+def test_plots_draw_the_base_as_a_reference_and_say_when_a_panel_is_empty(tmp_path, monkeypatch):
+    """Accuracy plots carry the untrained model's CoT accuracy as a dashed line (what training must
+    beat); a row with nothing trained yet says so instead of drawing blank axes."""
+    import emreason.report as report
+
+    _fake_run(tmp_path, "none", [50] * 12, [False] * 12, acc=0.157)
+    _fake_run(tmp_path, "pps", [50] * 12, [True] * 12, sampled=(500,), accepted=(6,), acc=0.4)
+    _fake_run(tmp_path, "none", [50] * 12, [False] * 12, acc=0.2, dataset="mmlu")  # a row with only its base
+    m = tmp_path / "pps" / "metrics.jsonl"
+    m.write_text("".join(json.dumps({**json.loads(l), "accept_rate": 0.5}) + "\n" for l in m.read_text().splitlines()))
+    figs = {}
+    monkeypatch.setattr(report, "_png", lambda fig: figs.setdefault(len(figs), fig) and b"")
+    report.plots(report.find_runs([str(tmp_path)]))
+    acc, accept = figs[0], figs[1]  # accuracy vs iteration, acceptance rate vs iteration
+    panels = {ax.get_title(): ax for ax in acc.axes if ax.get_visible()}
+    easy, mmlu = panels["m · arc_easy"], panels["m · mmlu"]
+    assert [round(l.get_ydata()[0], 3) for l in easy.lines if l.get_linestyle() == "--"] == [0.157]
+    assert [round(l.get_ydata()[0], 3) for l in mmlu.lines if l.get_linestyle() == "--"] == [0.2]
+    said = {ax.get_title(): [t.get_text() for t in ax.texts] for ax in accept.axes if ax.get_visible()}
+    assert said["m · arc_easy"] == [] and said["m · mmlu"][0].startswith("nothing to plot yet")
