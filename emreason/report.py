@@ -58,6 +58,9 @@ def last_answer_line(text: str) -> str | None:
 COLUMNS = ["none", "base_direct", "direct", "rejection", "star", "pps"]
 TITLES = {"none": "base (zero-shot CoT)", "base_direct": "base (direct answer)", "direct": "direct FT",
           "rejection": "rejection", "star": "STaR", "pps": "PPS"}
+# One colour per column in every panel and plot, so a sampler is recognised across rows at a glance.
+COLORS = {"none": "0.5", "base_direct": "0.3", "direct": "C0", "rejection": "C2", "star": "C3", "pps": "C1"}
+MARKERS = "osD^v"  # a column's seeds: same colour, one marker each
 TRAINED = ("rejection", "star", "pps")  # the columns an E-step trained: the ones with sampling costs
 BASES = ("none", "base_direct")  # the untrained model, reasoning and answering directly
 
@@ -514,6 +517,10 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
     trained = [r for r in runs if r.sampler not in ("none",)]
     keys = sorted({r.key for r in runs})
     seeded = Counter((r.key, r.sampler) for r in runs)  # a column run with several seeds: one line each
+    seed_rank = {r.path: sorted(x.seed for x in runs if (x.key, x.sampler) == (r.key, r.sampler)).index(r.seed) for r in runs}
+
+    def style(r: Run) -> dict:
+        return {"color": COLORS.get(r.sampler), "marker": MARKERS[seed_rank[r.path] % len(MARKERS)]}
 
     def run_label(r: Run) -> str:
         label = r.label + (f" s{r.seed}" if seeded[r.key, r.sampler] > 1 else "")
@@ -537,7 +544,7 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
         if ykey == "eval_accuracy":  # the untrained model's zero-shot CoT: what training must beat
             for r in runs:
                 if r.sampler == "none" and r.metrics:
-                    panel[r.key].axhline(r.final["eval_accuracy"], ls="--", color="0.5", lw=1, label=run_label(r))
+                    panel[r.key].axhline(r.final["eval_accuracy"], ls="--", color=COLORS["none"], lw=1, label=run_label(r))
         for r in trained:
             ax = panel[r.key]
             pts = [(m.get(xkey), m.get(ykey)) for m in r.metrics if m.get(ykey) is not None and m.get(xkey) is not None]
@@ -547,14 +554,18 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
                 if ykey == "eval_accuracy":  # with the 95% interval
                     ms = [m for m in r.metrics if m.get(xkey) is not None]
                     err = [[m["eval_accuracy"] - m["eval_ci_low"] for m in ms], [m["eval_ci_high"] - m["eval_accuracy"] for m in ms]]
-                    ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
+                    ax.errorbar(xs, ys, yerr=err, capsize=3, label=label, **style(r))
                 else:
-                    ax.plot(xs, ys, marker="o", label=label)
+                    ax.plot(xs, ys, label=label, **style(r))
         for ax in panel.values():
             if xkey == "iteration":
                 from matplotlib.ticker import MaxNLocator
 
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                lo, hi = ax.get_xlim()
+                if hi - lo < 1:  # one iteration so far: whole-number ticks around it, not 0.99-1.01
+                    mid = round((lo + hi) / 2)
+                    ax.set_xlim(mid - 1, mid + 1)
             ax.set_xlabel(xkey.replace("_", " "))
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
@@ -573,14 +584,15 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
             total += m.get("sampled_tokens") or 0
             m["cumulative_sampled_tokens"] = total
     line_plot("accuracy_vs_sampled_tokens.png", "eval_accuracy", "test accuracy", xkey="cumulative_sampled_tokens")
-    def hists(name: str, series: list[tuple[tuple, str, list[int]]], xlabel: str, ylabel: str):
+    def hists(name: str, series: list[tuple[tuple, str, list[int], str]], xlabel: str, ylabel: str):
         """Histograms on bins shared within a panel, so the series can be compared bar by bar."""
         fig, panel = facets()
         top = {}
-        for key, _, xs in series:
+        for key, _, xs, _ in series:
             top[key] = max(top.get(key, 1), max(xs))
-        for key, label, xs in series:
-            panel[key].hist(xs, bins=[top[key] * i / 30 for i in range(31)], alpha=0.45, label=label)
+        for key, label, xs, column in series:
+            panel[key].hist(xs, bins=[top[key] * i / 30 for i in range(31)], alpha=0.45, label=label,
+                            color=COLORS.get(column))
         for ax in panel.values():
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
@@ -595,7 +607,7 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
     for r in trained:
         lengths = [s["tokens"] for m in r.metrics if m["iteration"] > 0 for s in r.samples(m["iteration"]) if s["accepted"]]
         if lengths:
-            series.append((r.key, f"{run_label(r)} (n={len(lengths)})", lengths))
+            series.append((r.key, f"{run_label(r)} (n={len(lengths)})", lengths, r.sampler))
     hists("rationale_length.png", series, "accepted rationale length (tokens)", "samples")
     # test-time rationale length of each column's final iterate (what "shorter rationales" means)
     series = []
@@ -605,7 +617,7 @@ def plots(runs: list[Run]) -> dict[str, bytes]:
             lengths = [n for r, i in g[c] for n in r.output_tokens(i).values()]  # pooled over seeds
             if lengths:
                 label = (TITLES[c] if c != "rejection" else run.label) + (f", {seeds} seeds" if seeds > 1 else "")
-                series.append((key, f"{label} it {it} (mean {sum(lengths) / len(lengths):.0f})", lengths))
+                series.append((key, f"{label} it {it} (mean {sum(lengths) / len(lengths):.0f})", lengths, c))
     hists("test_rationale_length.png", series, "test-time output length (tokens)", "questions")
     return figs
 

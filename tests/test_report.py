@@ -302,8 +302,10 @@ def test_plots_draw_the_base_as_a_reference_and_say_when_a_panel_is_empty(tmp_pa
     _fake_run(tmp_path, "none", [50] * 12, [False] * 12, acc=0.157)
     _fake_run(tmp_path, "pps", [50] * 12, [True] * 12, sampled=(500,), accepted=(6,), acc=0.4)
     _fake_run(tmp_path, "none", [50] * 12, [False] * 12, acc=0.2, dataset="mmlu")  # a row with only its base
-    m = tmp_path / "pps" / "metrics.jsonl"
-    m.write_text("".join(json.dumps({**json.loads(l), "accept_rate": 0.5}) + "\n" for l in m.read_text().splitlines()))
+    _fake_run(tmp_path, "rejection", [50] * 12, [True] * 12, sampled=(300,), accepted=(4,), acc=0.3, dataset="openbookqa")
+    for m in (tmp_path / "pps" / "metrics.jsonl", tmp_path / "m-openbookqa-rejection" / "metrics.jsonl"):
+        rows = [json.loads(l) for l in m.read_text().splitlines()]  # an E-step's acceptance: iteration 1 on
+        m.write_text("".join(json.dumps({**r, **({"accept_rate": 0.5} if r["iteration"] else {})}) + "\n" for r in rows))
     figs = {}
     monkeypatch.setattr(report, "_png", lambda fig: figs.setdefault(len(figs), fig) and b"")
     report.plots(report.find_runs([str(tmp_path)]))
@@ -314,3 +316,11 @@ def test_plots_draw_the_base_as_a_reference_and_say_when_a_panel_is_empty(tmp_pa
     assert [round(l.get_ydata()[0], 3) for l in mmlu.lines if l.get_linestyle() == "--"] == [0.2]
     said = {ax.get_title(): [t.get_text() for t in ax.texts] for ax in accept.axes if ax.get_visible()}
     assert said["m · arc_easy"] == [] and said["m · mmlu"][0].startswith("nothing to plot yet")
+    # one colour per sampler in every panel, whichever other samplers a row has
+    from matplotlib.colors import to_hex
+
+    (pps,) = [c.lines[0] for c in easy.containers if c.get_label() == "PPS"]  # errorbar containers
+    (rej,) = [c.lines[0] for c in panels["m · openbookqa"].containers if c.get_label() == "rejection (k=4)"]
+    assert to_hex(pps.get_color()) == to_hex("C1") and to_hex(rej.get_color()) == to_hex("C2")
+    (obqa,) = [ax for ax in accept.axes if ax.get_title() == "m · openbookqa"]
+    assert obqa.get_xlim() == (0, 2)  # one iteration so far: ticks 0-2, not 0.99-1.01
