@@ -19,7 +19,7 @@ groups=(
   '^smollm2-135m-(arc_challenge|openbookqa)-'
   '^qwen2.5-coder-0.5b-arc_easy-'                   # a second Qwen model on a row both families have
   '^smollm2-135m-mmlu-'                              # every dataset with a complete row
-  # Session 16: the 0.5B's EM cells measured ~2.3-2.7 h each, not the ~1 h first estimated, so the
+  # Session 16: the 0.5B's first EM cell took 2.7 h, not the ~1 h first estimated, so the
   # 1.5B (the model that reasons, ~3.4 h a cell) takes the Qwen family to OpenBookQA and MMLU first.
   '^qwen2.5-coder-1.5b-openbookqa-'
   '^qwen2.5-coder-1.5b-mmlu-'
