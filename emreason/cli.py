@@ -1,4 +1,4 @@
-"""The `emreason` command: eval, run, report, export, models, data.
+"""The `emreason` command: eval, run, report, reread, status, export, models, data.
 
 Every user-fixable problem is an `EmreasonError`, printed as one line (`error: ...`) with exit
 status 2 and no traceback; argparse's own usage errors exit 2 as well.
@@ -128,6 +128,12 @@ def cmd_report(args) -> int:
     return report_from_cli(args)
 
 
+def cmd_reread(args) -> int:
+    from .evaluate import reread_from_cli
+
+    return reread_from_cli(args)
+
+
 def cmd_status(args) -> int:
     from .grid import status_from_cli
 
@@ -181,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("runs", nargs="+", help="run directories (or folders of them)")
     rep.add_argument("--out", required=True, help="folder for the report")
     rep.set_defaults(func=cmd_report)
+
+    rr = sub.add_parser("reread", help="read stored evaluation outputs again with the current answer reader")
+    rr.add_argument("runs", nargs="+", help="run directories (or folders of them)")
+    rr.add_argument("--dry-run", action="store_true", help="print what would change, write nothing")
+    rr.set_defaults(func=cmd_reread)
 
     st = sub.add_parser("status", help="where runs (or a grid's cells) stand: phase, progress, accuracy, hours")
     st.add_argument("runs", nargs="+", help="run directories, or folders of them (with --config: the grid's --out)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from scipy.stats import binomtest
 
@@ -17,6 +18,8 @@ from . import prompts as P
 from .backends import SamplingParams
 from .config import PromptConfig
 from .data import Example
+from .errors import EmreasonError
+from .store import read_json, read_jsonl, read_rows, rewrite_rows, write_json, write_jsonl
 
 
 def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -104,6 +107,73 @@ def summarize(records: list[dict]) -> dict:
         out["accuracy_norm"] = k / n
         out["ci_low_norm"], out["ci_high_norm"] = wilson_interval(k, n)
     return out
+
+
+def reread(run_dir: str | Path, write: bool = True) -> list[dict]:
+    """Read a run's stored evaluation outputs again with the current answer reader.
+
+    An answer is read from the output, and the output is the evidence: when the reader improves,
+    finished evaluations are read again instead of generated again, so every cell of a comparison is
+    read by the same rules. Returns one row per prediction that changes; with `write`, rewrites the
+    predictions (plain or .gz, as found), the evaluation's metrics.json and the run's metrics.jsonl.
+    E-step samples are not re-read: they already decided what was trained on."""
+    from . import data
+
+    run_dir = Path(run_dir)
+    cfg = read_json(run_dir / "run.json")["config"]["data"]
+    questions: dict[str, Example] | None = None
+    changes: list[dict] = []
+    for metrics_path in sorted(run_dir.glob("iter_*/eval/metrics.json"), key=lambda p: int(p.parts[-3][5:])):
+        old = read_json(metrics_path)
+        records = read_rows(metrics_path.parent / "predictions.jsonl")
+        if old.get("mode") == "loglik" or not records:
+            continue
+        if questions is None:
+            questions = {e.id: e for e in data.load(cfg["dataset"], cfg["eval_split"], cfg.get("data_dir"))}
+        k = int(metrics_path.parts[-3][5:])
+        changed = []
+        for r in records:
+            if r["id"] not in questions:
+                raise EmreasonError(f"{metrics_path.parent}: question {r['id']!r} is not in {cfg['dataset']} "
+                                    f"{cfg['eval_split']}: is data.data_dir the one this run was evaluated on?")
+            pred = P.extract_answer(r["output"], questions[r["id"]])
+            if pred != r["pred"]:
+                changed.append({"run": run_dir.name, "iteration": k, "id": r["id"], "old": r["pred"],
+                                "new": pred, "gold": r["gold"]})
+                r["pred"], r["correct"] = pred, pred == r["gold"]
+        if changed and write:
+            new = {**old, **summarize(records)}
+            rewrite_rows(metrics_path.parent / "predictions.jsonl", records)
+            write_json(metrics_path, new)
+            rows = read_jsonl(run_dir / "metrics.jsonl")
+            for row in rows:
+                if row.get("iteration") == k:
+                    row.update({f"eval_{key}": v for key, v in new.items()})
+            if rows:
+                write_jsonl(run_dir / "metrics.jsonl", rows)
+        changes += changed
+    return changes
+
+
+def reread_from_cli(args) -> int:
+    from .report import find_runs
+
+    runs = find_runs(args.runs)
+    total = 0
+    for run in runs:
+        before = {r["iteration"]: r.get("eval_accuracy") for r in run.metrics}
+        changes = reread(run.path, write=not args.dry_run)
+        total += len(changes)
+        for c in changes:
+            print(f"{c['run']} iter {c['iteration']} {c['id']}: {c['old']} -> {c['new']} (gold {c['gold']})")
+        if changes and not args.dry_run:
+            after = {r["iteration"]: r.get("eval_accuracy") for r in read_jsonl(run.path / "metrics.jsonl")}
+            for k in sorted({c["iteration"] for c in changes}):
+                if before.get(k) is not None and after.get(k) is not None:
+                    print(f"{run.name} iter {k}: accuracy {before[k]:.3f} -> {after[k]:.3f}")
+    verb = "would change" if args.dry_run else "changed"
+    print(f"{total} prediction(s) {verb} in {len(runs)} run(s)")
+    return 0
 
 
 def mcnemar(a: list[bool], b: list[bool]) -> dict:

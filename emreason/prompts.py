@@ -85,11 +85,14 @@ class Commitment:
 
 def _to_letter(token: str, ex: Example, parenthesised: bool) -> str:
     """Map a written label to the display letter: letters directly, published labels (1-4) via the
-    example. Lower-case letters count only inside parentheses ("(b)"), never as bare words."""
+    example, and a number that is no label to the one choice whose text is that number ("The answer
+    is 4" for MMLU's choice "4"). Lower-case letters count only inside parentheses ("(b)"), never as
+    bare words. A number that names no choice stays as written: a commitment to no choice."""
     if token.isdigit():
         if token in ex.labels:
             return ex.letters[ex.labels.index(token)]
-        return token
+        named = [letter for letter, text in zip(ex.letters, getattr(ex, "texts", ())) if _norm(text) == token]
+        return named[0] if len(named) == 1 else token
     return token.upper() if parenthesised else token
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import gzip
 import html
 import io
 import json
@@ -33,7 +32,7 @@ from .errors import EmreasonError
 from .evaluate import mcnemar
 from .models import ALIASES
 from .prompts import find_commitments
-from .store import atomic_write_text, read_json
+from .store import atomic_write_text, read_json, read_rows
 
 # A line that opens with an option label: "(A) Gray - ...", "- **B.** ...", "2. (C): ...".
 _OPTION_LINE = re.compile(r"^\s*(?:[-*]\s*|\d+\.\s*)?\**\s*(?:option\s*|choice\s*)?\(?([A-J])\)?\s*[).:\-]", re.M | re.I)
@@ -93,7 +92,7 @@ class Run:
         return f"rejection (k={s['k']})" if s["name"] == "rejection" else TITLES.get(s["name"], s["name"])
 
     def prediction_rows(self, iteration: int) -> list[dict]:
-        return _read_rows(self.path / f"iter_{iteration}" / "eval" / "predictions.jsonl")
+        return read_rows(self.path / f"iter_{iteration}" / "eval" / "predictions.jsonl")
 
     def predictions(self, iteration: int) -> dict[str, bool]:
         return {r["id"]: bool(r["correct"]) for r in self.prediction_rows(iteration)}
@@ -106,7 +105,7 @@ class Run:
         return {r["id"]: int(r["tokens"]) for r in self.prediction_rows(iteration)}
 
     def samples(self, iteration: int) -> list[dict]:
-        return [r for r in _read_rows(self.path / f"iter_{iteration}" / "samples.jsonl") if "chunk_done" not in r]
+        return [r for r in read_rows(self.path / f"iter_{iteration}" / "samples.jsonl") if "chunk_done" not in r]
 
     @property
     def final(self) -> dict:
@@ -123,17 +122,6 @@ class Run:
         return self.planned is None or self.final["iteration"] >= self.planned
 
 
-def _read_rows(path: Path) -> list[dict]:
-    """JSONL, or its gzip-compressed copy (results/ commits compressed logs)."""
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
-    elif path.with_suffix(path.suffix + ".gz").is_file():
-        text = gzip.decompress(path.with_suffix(path.suffix + ".gz").read_bytes()).decode("utf-8")
-    else:
-        return []
-    return [json.loads(l) for l in text.splitlines() if l.strip()]
-
-
 def find_runs(paths: list[str]) -> list[Run]:
     runs = []
     for p in map(Path, paths):
@@ -142,7 +130,7 @@ def find_runs(paths: list[str]) -> list[Run]:
         candidates = [p] if (p / "run.json").is_file() else sorted(x.parent for x in p.glob("*/run.json"))
         candidates += [] if candidates else sorted(x.parent for x in p.glob("*/*/run.json"))
         for c in candidates:
-            metrics = _read_rows(c / "metrics.jsonl")
+            metrics = read_rows(c / "metrics.jsonl")
             if metrics:
                 runs.append(Run(c, read_json(c / "run.json")["config"], metrics))
     if not runs:

@@ -1,9 +1,12 @@
+import gzip
+import json
 import math
 
 import pytest
 
 from emreason.data import Example
-from emreason.evaluate import evaluate, mcnemar, summarize, wilson_interval
+from emreason.cli import main
+from emreason.evaluate import evaluate, mcnemar, reread, summarize, wilson_interval
 
 from fakes import ScriptedBackend
 
@@ -57,3 +60,40 @@ def test_mcnemar_paired():
 
 def test_summarize_empty():
     assert summarize([])["n"] == 0
+
+
+def test_reread_reads_stored_outputs_again_and_rewrites_the_metrics(tmp_path, capsys):
+    """A reader fix reaches finished evaluations without generating again: the stored predictions
+    (kept compressed, as results/ commits them), the evaluation's metrics and metrics.jsonl."""
+    qs = [{"id": "q1", "question": "2 + 2?", "choices": ["3", "4", "13"], "answer": "B"},
+          {"id": "q2", "question": "6 + 7?", "choices": ["3", "4", "13"], "answer": "C"}]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(q) + "\n" for q in qs))
+    run = tmp_path / "run"
+    ev = run / "iter_0" / "eval"
+    ev.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"config": {"data": {
+        "dataset": str(tmp_path / "{split}.jsonl"), "eval_split": "test", "data_dir": None}}}))
+    # as an older reader left them: "(13)" read as the non-choice "13"
+    records = [{"id": "q1", "output": "The answer is (B).", "pred": "B", "gold": "B", "correct": True,
+                "tokens": 5, "truncated": False},
+               {"id": "q2", "output": "The answer is (13).", "pred": "13", "gold": "C", "correct": False,
+                "tokens": 6, "truncated": False}]
+    (ev / "predictions.jsonl.gz").write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in records).encode()))
+    (ev / "metrics.json").write_text(json.dumps({**summarize(records), "seconds": 3.0, "mode": "cot"}))
+    (run / "metrics.jsonl").write_text(json.dumps({"iteration": 0, "sampler": "none", "eval_accuracy": 0.5}) + "\n")
+
+    assert reread(run, write=False) == [{"run": "run", "iteration": 0, "id": "q2", "old": "13", "new": "C", "gold": "C"}]
+    assert json.loads((ev / "metrics.json").read_text())["accuracy"] == 0.5  # a dry run writes nothing
+
+    assert main(["reread", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "q2: 13 -> C (gold C)" in out and "accuracy 0.500 -> 1.000" in out
+    assert not (ev / "predictions.jsonl").exists()
+    stored = [json.loads(l) for l in gzip.decompress((ev / "predictions.jsonl.gz").read_bytes()).splitlines()]
+    assert [(r["pred"], r["correct"]) for r in stored] == [("B", True), ("C", True)]
+    m = json.loads((ev / "metrics.json").read_text())
+    assert m["accuracy"] == 1.0 and m["correct"] == 2 and m["seconds"] == 3.0 and m["mode"] == "cot"
+    assert m["pred_distribution"] == {"B": 1, "C": 1}
+    row = json.loads((run / "metrics.jsonl").read_text())
+    assert row["eval_accuracy"] == 1.0 and row["sampler"] == "none"
+    assert reread(run) == []  # read by the same rules, nothing left to change

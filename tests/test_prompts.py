@@ -44,6 +44,19 @@ def test_numeric_published_labels_map_to_letters():
     assert P.extract_answer("The answer is B.", NUM) == "B"
 
 
+def test_a_number_that_is_no_label_is_read_as_the_choice_with_that_text():
+    # MMLU's choices are often numbers; "The answer is 4" names the choice "4", not a label "4"
+    math = Example("m", "2 + 2 = ?", (("A", "3"), ("B", "4"), ("C", "13"), ("D", "22")), "B", "t")
+    assert P.extract_answer("2 + 2 is 4. The answer is 4.", math) == "B"
+    assert P.extract_answer("The answer is (13).", math) == "C"
+    assert P.extract_answer("\\boxed{22}", math) == "D"
+    # a number that names no choice is a commitment to no choice: a wrong answer, not a guess
+    assert P.extract_answer("The answer is 7.", math) == "7"
+    assert P.extract_answer("The answer is 7. The answer is (B).", math) is None
+    # a published label still wins (ARC numbers some questions' choices 1-4)
+    assert P.extract_answer("The answer is (2).", NUM) == "B"
+
+
 def test_answer_first_is_a_commitment():
     kinds = [c.kind for c in P.find_commitments("(A) sunlight. Because light.", EX)]
     assert kinds == ["answer_first"]
