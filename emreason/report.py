@@ -50,7 +50,7 @@ def last_answer_line(text: str) -> str | None:
     opening "(A)" and earlier answer lines. A lenient reading, for a sensitivity check only: the
     reader (`prompts.extract_answer`) calls "(A) ... The answer is (C)" ambiguous, and an untrained
     small model that restates the options before answering loses those questions to it."""
-    lines = [c for c in find_commitments(text or "", SimpleNamespace(labels=[])) if c.kind != "answer_first"]
+    lines = [c for c in find_commitments(text or "", SimpleNamespace(labels=[], letters="", texts=[])) if c.kind != "answer_first"]
     return lines[-1].letter if lines else None
 
 

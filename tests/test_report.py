@@ -216,6 +216,7 @@ def test_lenient_reading_is_a_sensitivity_check_beside_accuracy(tmp_path):
     assert last_answer_line("(A) cat\n(B) dog\n(C) fish\n\nThe answer is (C).") == "C"
     assert last_answer_line("The answer is (B). No wait, the answer is (D)") == "D"
     assert last_answer_line("(A) because plants need light.") is None  # an opening label alone is not an answer line
+    assert last_answer_line("The answer is (B). Counting again, the answer is 13.") == "13"  # no choices: as written
     outputs = ["(A) x\n(B) y\nThe answer is (B).", "(A) x\nThe answer is (C).", "The answer is (A).", "(D) no answer line"]
     golds, preds = ["B", "A", "A", "D"], [None, None, "A", "D"]
     _fake_run(tmp_path, "none", [50] * 4, [p == g for p, g in zip(preds, golds)], preds=preds, golds=golds,
