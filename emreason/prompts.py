@@ -91,7 +91,7 @@ def _to_letter(token: str, ex: Example, parenthesised: bool) -> str:
     if token.isdigit():
         if token in ex.labels:
             return ex.letters[ex.labels.index(token)]
-        named = [letter for letter, text in zip(ex.letters, getattr(ex, "texts", ())) if _norm(text) == token]
+        named = [letter for letter, text in zip(ex.letters, ex.texts) if _norm(text) == token]
         return named[0] if len(named) == 1 else token
     return token.upper() if parenthesised else token
 
