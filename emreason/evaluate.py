@@ -155,6 +155,38 @@ def reread(run_dir: str | Path, write: bool = True) -> list[dict]:
     return changes
 
 
+def reread_samples(run_dir: str | Path) -> tuple[int, list[dict]]:
+    """E-step samples whose answer the current reader reads differently from the one recorded, and
+    how many samples were read. Nothing is rewritten (the samples already chose the training rows):
+    a change that flips a sample between wrong and correct (`flips`) means a training set would
+    differ under the current reader."""
+    from . import data
+    from .samplers import present
+
+    run_dir = Path(run_dir)
+    cfg = read_json(run_dir / "run.json")["config"]["data"]
+    questions = None
+    seen, changes = 0, []
+    for it in sorted(run_dir.glob("iter_*"), key=lambda p: int(p.name[5:])):
+        rows = read_rows(it / "samples.jsonl")
+        if rows and questions is None:
+            questions = {e.id: e for e in data.load(cfg["dataset"], cfg["train_split"], cfg.get("data_dir"))}
+        k = int(it.name[5:])
+        for r in rows:
+            if "question_id" not in r:  # a chunk marker
+                continue
+            if r["question_id"] not in questions:
+                raise EmreasonError(f"{it}: question {r['question_id']!r} is not in {cfg['dataset']} "
+                                    f"{cfg['train_split']}: is data.data_dir the one this run sampled from?")
+            ex = present(questions[r["question_id"]], cfg.get("seed") or 0, k, bool(cfg.get("shuffle_choices")))
+            seen += 1
+            pred = P.extract_answer(r["text"], ex)
+            if pred != r["pred"]:
+                changes.append({"run": run_dir.name, "iteration": k, "id": r["question_id"], "old": r["pred"],
+                                "new": pred, "gold": r["gold"], "flips": (pred == r["gold"]) != (r["pred"] == r["gold"])})
+    return seen, changes
+
+
 def reread_from_cli(args) -> int:
     from .report import find_runs
 
@@ -173,6 +205,10 @@ def reread_from_cli(args) -> int:
                     print(f"{run.name} iter {k}: accuracy {before[k]:.3f} -> {after[k]:.3f}")
     verb = "would change" if args.dry_run else "changed"
     print(f"{total} prediction(s) {verb} in {len(runs)} run(s)")
+    read = [reread_samples(run.path) for run in runs]
+    seen, changes = sum(n for n, _ in read), [c for _, cs in read for c in cs]
+    print(f"E-step samples (never rewritten): {len(changes)} of {seen} read differently, "
+          f"{sum(c['flips'] for c in changes)} of them between wrong and correct")
     return 0
 
 

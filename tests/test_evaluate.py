@@ -6,7 +6,7 @@ import pytest
 
 from emreason.data import Example
 from emreason.cli import main
-from emreason.evaluate import evaluate, mcnemar, reread, summarize, wilson_interval
+from emreason.evaluate import evaluate, mcnemar, reread, reread_samples, summarize, wilson_interval
 
 from fakes import ScriptedBackend
 
@@ -72,7 +72,7 @@ def test_reread_reads_stored_outputs_again_and_rewrites_the_metrics(tmp_path, ca
     ev = run / "iter_0" / "eval"
     ev.mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"config": {"data": {
-        "dataset": str(tmp_path / "{split}.jsonl"), "eval_split": "test", "data_dir": None}}}))
+        "dataset": str(tmp_path / "{split}.jsonl"), "eval_split": "test", "train_split": "test", "data_dir": None}}}))
     # as an older reader left them: "(13)" read as the non-choice "13"
     records = [{"id": "q1", "output": "The answer is (B).", "pred": "B", "gold": "B", "correct": True,
                 "tokens": 5, "truncated": False},
@@ -97,3 +97,17 @@ def test_reread_reads_stored_outputs_again_and_rewrites_the_metrics(tmp_path, ca
     row = json.loads((run / "metrics.jsonl").read_text())
     assert row["eval_accuracy"] == 1.0 and row["sampler"] == "none"
     assert reread(run) == []  # read by the same rules, nothing left to change
+
+    # E-step samples are only counted, never rewritten: a flip would mean another training set
+    samples = [{"iteration": 1, "question_id": "q2", "text": "Adding up: the answer is 13.", "pred": "13",
+                "gold": "C", "accepted": False},
+               {"iteration": 1, "question_id": "q1", "text": "The answer is (A).", "pred": "A", "gold": "B",
+                "accepted": False},
+               {"chunk_done": 0, "questions": 2}]
+    (run / "iter_1").mkdir()
+    (run / "iter_1" / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in samples))
+    seen, changes = reread_samples(run)
+    assert seen == 2 and [(c["id"], c["new"], c["flips"]) for c in changes] == [("q2", "C", True)]
+    assert "13" in (run / "iter_1" / "samples.jsonl").read_text()
+    assert main(["reread", str(run), "--dry-run"]) == 0
+    assert "1 of 2 read differently, 1 of them between wrong and correct" in capsys.readouterr().out
