@@ -50,7 +50,8 @@ def last_answer_line(text: str) -> str | None:
     opening "(A)" and earlier answer lines. A lenient reading, for a sensitivity check only: the
     reader (`prompts.extract_answer`) calls "(A) ... The answer is (C)" ambiguous, and an untrained
     small model that restates the options before answering loses those questions to it."""
-    lines = [c for c in find_commitments(text or "", SimpleNamespace(labels=[], letters="", texts=[])) if c.kind != "answer_first"]
+    no_choices = SimpleNamespace(labels=[], letters="", texts=[])  # a label is read as written
+    lines = [c for c in find_commitments(text or "", no_choices) if c.kind != "answer_first"]
     return lines[-1].letter if lines else None
 
 
