@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import gzip
 import html
 import io
 import json
@@ -796,7 +797,9 @@ def html_report(md: str, figs: dict[str, bytes], runs: list[Run], max_questions:
     browser = _test_answers(runs, max_questions) + browser
     imgs = "".join(f'<figure><img alt="{n}" src="data:image/png;base64,{base64.b64encode(b).decode()}"><figcaption>{n}</figcaption></figure>'
                    for n, b in figs.items())
-    data_json = json.dumps(browser).replace("</", "<\\/")
+    # The browser's samples grow with the grid (4 MB of JSON at half the paper grid); gzip and base64 keep
+    # the page one self-contained file at a fifth of that, and the browser unpacks it (DecompressionStream).
+    data_z = base64.b64encode(gzip.compress(json.dumps(browser).encode(), 9, mtime=0)).decode()
     # The headline (main table, claims) first, then the plots; the detailed tables, hundreds of rows on
     # a full grid, folded under their headings.
     head, *sections = md.split("\n## ")
@@ -818,13 +821,12 @@ accepted, red rejected (reason shown), yellow background hinted.</p>
 <option value="rej">rejected / wrong</option><option value="hint">hinted</option></select></label><label>search <input id="q"></label>
 <div id="out"></div>
 <script>
-const MD={md_json};const D={data_json};
+const MD={md_json};const Z="{data_z}";
 function mdTable(t){{return t.split("\\n").map(l=>l.startsWith("|")?l:(l.trim()?"<p>"+l+"</p>":"")).join("\\n")
  .replace(/((?:^\\|.*\\|$\\n?)+)/gm,b=>{{const r=b.trim().split("\\n").filter(x=>!/^\\|[-|]+\\|$/.test(x));
  return "<table>"+r.map((x,i)=>"<tr>"+x.slice(1,-1).split("|").map(c=>i?"<td>"+c+"</td>":"<th>"+c+"</th>").join("")+"</tr>").join("")+"</table>"}});}}
 MD.forEach((m,i)=>document.getElementById("md"+i).innerHTML=mdTable(m));
-const runs=[...new Set(D.map(d=>d.run+" · iter "+d.iter))];const sel=document.getElementById("run");
-runs.forEach(r=>{{const o=document.createElement("option");o.textContent=r;sel.appendChild(o)}});
+const sel=document.getElementById("run");
 function esc(s){{return String(s).replace(/[&<>]/g,c=>({{"&":"&amp;","<":"&lt;",">":"&gt;"}}[c]))}}
 function show(){{const f=document.getElementById("f").value,q=document.getElementById("q").value.toLowerCase();let h="";
  for(const d of D){{if(d.run+" · iter "+d.iter!==sel.value)continue;
@@ -834,8 +836,19 @@ function show(){{const f=document.getElementById("f").value,q=document.getElemen
   for(const s of ss)h+="<div class='s "+(s.accepted?"ok":"no")+(s.hinted?" h":"")+"'><b>"+esc(s.stage)+" · pred "+esc(s.pred??"none")+" · gold "+esc(s.gold)+
    " · "+s.tokens+" tokens · "+esc(s.verdict)+"</b>\\n"+esc(s.text)+"</div>";}}
  document.getElementById("out").innerHTML=h||"<p>no samples</p>";}}
-["run","f","q"].forEach(i=>document.getElementById(i).addEventListener("input",show));show();
+let D=[];
+new Response(new Blob([Uint8Array.from(atob(Z),c=>c.charCodeAt(0))]).stream().pipeThrough(new DecompressionStream("gzip"))).json().then(d=>{{
+ D=d;[...new Set(D.map(d=>d.run+" · iter "+d.iter))].forEach(r=>{{const o=document.createElement("option");o.textContent=r;sel.appendChild(o)}});show();}});
+["run","f","q"].forEach(i=>document.getElementById(i).addEventListener("input",show));
 </script></body></html>"""
+
+
+def page_samples(page: str) -> list[dict]:
+    """The sample browser's records as a report.html page holds them (gzip + base64), for scripts and tests."""
+    z = re.search(r'const Z="([A-Za-z0-9+/=]*)"', page)
+    if not z:
+        raise EmreasonError("no sample browser data in this page: is it an emreason report.html?")
+    return json.loads(gzip.decompress(base64.b64decode(z.group(1))))
 
 
 def report(paths: list[str], out: Path) -> dict:

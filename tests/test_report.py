@@ -5,6 +5,7 @@ import json
 from emreason import loop
 from emreason.backends.hf import HFBackend
 from emreason.cli import main
+from emreason.report import page_samples
 
 from test_loop import cfg, scripted_generate
 
@@ -26,8 +27,12 @@ def test_report_table_tests_plots_html(tiny_llama, data_dir, tmp_path, monkeypat
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "http" not in page.split("<body>")[1].split("<script>")[0]
-    assert '"accepted": true' in page and "Plants need light" in page  # the sample browser holds the rationales
-    assert '"run": "test answers' in page and '"verdict": "correct"' in page  # and every column's test answers
+    samples = page_samples(page)  # gzip + base64 inside the page: a fifth of the JSON's size
+    assert len(page.split('const Z="')[1].split('"')[0]) < len(json.dumps(samples)) / 2
+    attempts = [s for d in samples if d["iter"] == 1 for s in d["samples"]]
+    assert any(s["accepted"] for s in attempts) and any("Plants need light" in s["text"] for s in attempts)  # the rationales
+    tests_rows = [d for d in samples if d["run"].startswith("test answers")]  # and every column's test answers
+    assert tests_rows and {s["verdict"] for d in tests_rows for s in d["samples"]} <= {"correct", "wrong", "no answer"}
     # the headline tables, then the plots, then each detailed table folded under its heading
     assert page.index('id="md0"') < page.index("<h2>Plots</h2>") < page.index("<summary>Paired comparisons</summary>")
     assert "<summary>Per iteration</summary>" in page and md.count("\n## ") == page.count("<details>")
@@ -204,7 +209,8 @@ def test_a_column_with_several_seeds_is_averaged_not_dropped(tmp_path):
 
     report([str(tmp_path)], tmp_path / "out")  # plots, CSV and the browser with every seed's answers
     assert "pps_seeds,pps_seed_sd" in (tmp_path / "out" / "table.csv").read_text()
-    assert "PPS (it 1, s2)" in (tmp_path / "out" / "report.html").read_text()
+    stages = {s["stage"] for d in page_samples((tmp_path / "out" / "report.html").read_text()) for s in d["samples"]}
+    assert "PPS (it 1, s2)" in stages
 
 
 def test_lenient_reading_is_a_sensitivity_check_beside_accuracy(tmp_path):
