@@ -798,7 +798,7 @@ def html_report(md: str, figs: dict[str, bytes], runs: list[Run], max_questions:
     imgs = "".join(f'<figure><img alt="{n}" src="data:image/png;base64,{base64.b64encode(b).decode()}"><figcaption>{n}</figcaption></figure>'
                    for n, b in figs.items())
     # The browser's samples grow with the grid (4 MB of JSON at half the paper grid); gzip and base64 keep
-    # the page one self-contained file at a fifth of that, and the browser unpacks it (DecompressionStream).
+    # the page one self-contained file at about a quarter of that, and the browser unpacks it (DecompressionStream).
     data_z = base64.b64encode(gzip.compress(json.dumps(browser).encode(), 9, mtime=0)).decode()
     # The headline (main table, claims) first, then the plots; the detailed tables, hundreds of rows on
     # a full grid, folded under their headings.
