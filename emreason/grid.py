@@ -121,13 +121,13 @@ def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
     from .loop import RunLock
 
     out = {"name": run_dir.name, "state": "not started", "progress": "", "running": False,
-           "accuracy": None, "iteration": None, "hours": 0.0, "model": None, "sampler": None}
+           "accuracy": None, "iteration": None, "hours": 0.0, "model": None, "sampler": None, "dataset": None}
     if cfg is not None:
-        out["model"], out["sampler"] = cfg.model.name, cfg.sampler.name
+        out["model"], out["sampler"], out["dataset"] = cfg.model.name, cfg.sampler.name, cfg.data.dataset
     if not (run_dir / "run.json").is_file():
         return out
     cfg = cfg or RunConfig.model_validate(read_json(run_dir / "run.json")["config"])
-    out["model"], out["sampler"] = cfg.model.name, cfg.sampler.name
+    out["model"], out["sampler"], out["dataset"] = cfg.model.name, cfg.sampler.name, cfg.data.dataset
     out["running"] = RunLock(run_dir).holder()[0] == "alive"
     metrics = read_jsonl(run_dir / "metrics.jsonl")  # read_jsonl drops a line another process is still writing
     if metrics:
@@ -159,17 +159,40 @@ def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
     return out
 
 
+def dataset_factors(rows: list[dict]) -> dict[str, float]:
+    """How long each dataset's cells take relative to the others: a multiplicative fit, hours ~
+    cost(model, sampler) x factor(dataset), over finished cells whose model and sampler have
+    finished on more than one dataset, the factors' geometric mean set to 1. MMLU's long questions
+    make its cells ~2x an ARC cell, which an estimate from ARC cells alone misses."""
+    from statistics import geometric_mean
+
+    groups: dict[tuple, list[tuple]] = {}
+    for r in rows:
+        if r["state"] == "done" and r["hours"] and r.get("dataset"):
+            groups.setdefault((r["model"], r["sampler"]), []).append((r["dataset"], r["hours"]))
+    cells = [(k, d, h) for k, g in groups.items() if len({d for d, _ in g}) > 1 for d, h in g]
+    factor = {d: 1.0 for _, d, _ in cells}
+    for _ in range(100):  # alternating least squares in log space; converges in a few rounds
+        cost = {k: geometric_mean([h / factor[d] for kk, d, h in cells if kk == k]) for k, _, _ in cells}
+        factor = {d: geometric_mean([h / cost[k] for k, dd, h in cells if dd == d]) for d in factor}
+        norm = geometric_mean(list(factor.values())) if factor else 1.0
+        factor = {d: f / norm for d, f in factor.items()}
+    return factor
+
+
 def hours_left(rows: list[dict]) -> dict[str, float | None]:
     """A rough estimate of the machine hours each unfinished cell still needs, less what it has
     recorded: the mean hours of finished cells with its model and sampler; else another model's
     cells of that sampler, scaled by the two models' ratio on samplers both have finished (a 0.5B
     model's base evaluation predicts its EM cells from the 1.5B's better than its own base cell
-    does: an EM cell costs several evaluations). None where neither exists. Datasets differ in
-    length, so it is a guide."""
+    does: an EM cell costs several evaluations). Hours are compared per dataset-neutral unit and
+    scaled back by the cell's dataset factor (`dataset_factors`). None where neither exists. It is
+    a guide."""
+    factor = dataset_factors(rows)
     hours: dict[tuple, list[float]] = {}
     for r in rows:
         if r["state"] == "done" and r["hours"]:
-            hours.setdefault((r["model"], r["sampler"]), []).append(r["hours"])
+            hours.setdefault((r["model"], r["sampler"]), []).append(r["hours"] / factor.get(r.get("dataset"), 1.0))
     mean = {k: sum(v) / len(v) for k, v in hours.items()}
     out: dict[str, float | None] = {}
     for r in rows:
@@ -185,7 +208,7 @@ def hours_left(rows: list[dict]) -> dict[str, float | None]:
                     ratio = sum(mean[m, x] for x in shared) / sum(mean[m2, x] for x in shared)
                     scaled.append(mean[m2, s] * ratio)
             guess = sum(scaled) / len(scaled) if scaled else None
-        out[r["name"]] = None if guess is None else max(0.0, guess - r["hours"])
+        out[r["name"]] = None if guess is None else max(0.0, guess * factor.get(r.get("dataset"), 1.0) - r["hours"])
     return out
 
 
@@ -222,8 +245,12 @@ def status_from_cli(args) -> int:
     done = sum(r["state"] == "done" for r in rows)
     known = [v for v in left.values() if v is not None]
     print(f"{done}/{len(rows)} done, {sum(r['hours'] for r in rows):.1f} machine hours recorded"
-          + (f"; about {sum(known):.0f} h left for {len(known)} cells (from finished cells of the same model and sampler, or another model's scaled)"
+          + (f"; about {sum(known):.0f} h left for {len(known)} cells (from finished cells of the same model and sampler, or another model's scaled; per-dataset factors)"
              if known else "")
           + (f"; {len(left) - len(known)} cells without an estimate (no finished cell of their sampler, or of their model)"
              if len(known) < len(left) else ""))
+    factors = dataset_factors(rows)
+    if factors:
+        print("dataset factors (hours relative to the average dataset, same model and sampler): "
+              + ", ".join(f"{d} x{f:.2f}" for d, f in sorted(factors.items())))
     return 0

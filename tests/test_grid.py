@@ -108,3 +108,13 @@ def test_status_reads_phase_and_progress_from_the_files(tmp_path, capsys):
     # smollm2's none: 1.5B's none (0.4 h) x the two models' star ratio (3.0 / 4.0)
     assert left == {star.name: 2.75, pps.name: None, "smollm2-135m-arc_easy-none-s0": pytest.approx(0.3),
                     "another-model": None, "small-star": 1.0}
+    # a dataset whose finished cells take twice the other datasets' (same model and sampler) scales
+    # the estimate of its unfinished cells, and the others' by the inverse
+    rows_d = [dict(big_none, name="b-arc", dataset="arc_easy", hours=0.5), dict(big_none, name="b-mmlu", dataset="mmlu", hours=1.0),
+              dict(big_star, name="s-arc", dataset="arc_easy", hours=3.0),
+              dict(small_star, name="s-mmlu", model="qwen2.5-coder-1.5b", dataset="mmlu"),
+              dict(small_star, name="s-obqa", model="qwen2.5-coder-1.5b", dataset="openbookqa")]
+    factors = grid.dataset_factors(rows_d)
+    assert factors == {"mmlu": pytest.approx(2 ** 0.5), "arc_easy": pytest.approx(2 ** -0.5)}
+    left = grid.hours_left(rows_d)  # star took 3.0 h on arc_easy: twice that on mmlu; an unmeasured dataset sits between
+    assert left == {"s-mmlu": pytest.approx(6.0), "s-obqa": pytest.approx(3.0 * 2 ** 0.5)}
