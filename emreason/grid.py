@@ -172,23 +172,25 @@ def dataset_factors(rows: list[dict]) -> dict[str, float]:
             groups.setdefault((r["model"], r["sampler"]), []).append((r["dataset"], r["hours"]))
     cells = [(k, d, h) for k, g in groups.items() if len({d for d, _ in g}) > 1 for d, h in g]
     factor = {d: 1.0 for _, d, _ in cells}
+    if not factor:
+        return factor
     for _ in range(100):  # alternating least squares in log space; converges in a few rounds
-        cost = {k: geometric_mean([h / factor[d] for kk, d, h in cells if kk == k]) for k, _, _ in cells}
+        cost = {k: geometric_mean([h / factor[d] for kk, d, h in cells if kk == k]) for k in {k for k, _, _ in cells}}
         factor = {d: geometric_mean([h / cost[k] for k, dd, h in cells if dd == d]) for d in factor}
-        norm = geometric_mean(list(factor.values())) if factor else 1.0
+        norm = geometric_mean(list(factor.values()))
         factor = {d: f / norm for d, f in factor.items()}
     return factor
 
 
-def hours_left(rows: list[dict]) -> dict[str, float | None]:
+def hours_left(rows: list[dict], factor: dict[str, float] | None = None) -> dict[str, float | None]:
     """A rough estimate of the machine hours each unfinished cell still needs, less what it has
     recorded: the mean hours of finished cells with its model and sampler; else another model's
     cells of that sampler, scaled by the two models' ratio on samplers both have finished (a 0.5B
     model's base evaluation predicts its EM cells from the 1.5B's better than its own base cell
     does: an EM cell costs several evaluations). Hours are compared per dataset-neutral unit and
-    scaled back by the cell's dataset factor (`dataset_factors`). None where neither exists. It is
-    a guide."""
-    factor = dataset_factors(rows)
+    scaled back by the cell's dataset factor (`dataset_factors`, fitted here unless given). None
+    where neither exists. It is a guide."""
+    factor = dataset_factors(rows) if factor is None else factor
     hours: dict[tuple, list[float]] = {}
     for r in rows:
         if r["state"] == "done" and r["hours"]:
@@ -234,7 +236,8 @@ def study_status(paths: list[str], config: str | None = None) -> list[dict]:
 
 def status_from_cli(args) -> int:
     rows = study_status(args.runs, args.config)
-    left = hours_left(rows)
+    factors = dataset_factors(rows)
+    left = hours_left(rows, factors)
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         acc = "" if r["accuracy"] is None else f"accuracy {r['accuracy']:.3f} (it {r['iteration']})"
@@ -249,7 +252,6 @@ def status_from_cli(args) -> int:
              if known else "")
           + (f"; {len(left) - len(known)} cells without an estimate (no finished cell of their sampler, or of their model)"
              if len(known) < len(left) else ""))
-    factors = dataset_factors(rows)
     if factors:
         print("dataset factors (hours relative to the average dataset, same model and sampler): "
               + ", ".join(f"{d} x{f:.2f}" for d, f in sorted(factors.items())))
