@@ -22,8 +22,13 @@ groups=(
   # Session 16: the 0.5B's first EM cell took 2.7 h, not the ~1 h first estimated, so the
   # 1.5B (the model that reasons, ~3.4 h a cell) takes the Qwen family to OpenBookQA and MMLU first.
   '^qwen2.5-coder-1.5b-openbookqa-'
-  '^qwen2.5-coder-1.5b-mmlu-'
+  # Session 20: on this machine (AVX2, no bf16 units) the 1.5B's M-steps run in float32 at 2.2-2.4x
+  # the time its ARC cells recorded, and its generation at about half their speed: its MMLU row,
+  # the most expensive of all (MMLU x1.77 in `emreason status`), would take ~45 h. The 0.5B's three
+  # rows (~28 h; its ARC-Easy cells trained in float32, as here) complete every model on every
+  # dataset first.
   '^qwen2.5-coder-0.5b-(arc_challenge|openbookqa|mmlu)-'
+  '^qwen2.5-coder-1.5b-mmlu-'
 )
 results/restore.sh results/paper runs/paper
 for only in "${groups[@]}"; do
