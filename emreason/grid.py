@@ -121,7 +121,8 @@ def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
     from .loop import RunLock
 
     out = {"name": run_dir.name, "state": "not started", "progress": "", "running": False,
-           "accuracy": None, "iteration": None, "hours": 0.0, "model": None, "sampler": None, "dataset": None}
+           "accuracy": None, "iteration": None, "hours": 0.0, "machines": [], "model": None, "sampler": None,
+           "dataset": None}
     if cfg is not None:
         out["model"], out["sampler"], out["dataset"] = cfg.model.name, cfg.sampler.name, cfg.data.dataset
     if not (run_dir / "run.json").is_file():
@@ -137,11 +138,15 @@ def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
     state = read_json(run_dir / "state.json") if (run_dir / "state.json").is_file() else {"iteration": 0, "phase": "eval"}
     k, phase = state.get("iteration", 0), state.get("phase")
     it = run_dir / f"iter_{k}"
+    phases = [*metrics]
     if k > (metrics[-1]["iteration"] if metrics else -1):  # the phases already finished in the running iteration
         for name, key in (("estep.json", "estep_seconds"), ("train_stats.json", "train_seconds")):
             if (it / name).is_file():
-                seconds += read_json(it / name).get(key) or 0
+                phases.append(read_json(it / name))
+                seconds += phases[-1].get(key) or 0
     out["hours"] = round(seconds / 3600, 2)
+    recorded = [p.get(key) for p in phases for key in ("estep_machine", "train_machine", "eval_machine")]
+    out["machines"] = sorted({m for r in recorded if r for m in r.split(" + ")})
     if phase == "done" or is_finished(run_dir, cfg):
         out["state"] = "done"
         return out
@@ -252,6 +257,12 @@ def status_from_cli(args) -> int:
              if known else "")
           + (f"; {len(left) - len(known)} cells without an estimate (no finished cell of their sampler, or of their model)"
              if len(known) < len(left) else ""))
+    machines = {m: sum(m in r["machines"] for r in rows) for r in rows for m in r["machines"]}
+    blind = sum(r["state"] != "not started" and not r["machines"] for r in rows)
+    if machines:
+        # Hours from different machines are not comparable (results/README.md): say which ran what.
+        print("machines the cells' phases recorded: " + "; ".join(f"{m} ({n} cells)" for m, n in machines.items())
+              + (f"; {blind} cells record none (their phases ran before emreason recorded the machine)" if blind else ""))
     if factors:
         print("dataset factors (hours relative to the average dataset, same model and sampler): "
               + ", ".join(f"{d} x{f:.2f}" for d, f in sorted(factors.items())))

@@ -6,7 +6,8 @@
     RUN/iter_0/eval/              metrics.json, predictions.jsonl of the base model;
                                   shared.json: its key in the shared cache (a bundled alias)
     RUN/iter_K/samples.jsonl      every E-step attempt, appended a chunk of questions at a time
-    RUN/iter_K/estep.json         E-step summary (written once the E-step is complete)
+    RUN/iter_K/estep.json         E-step summary (written once the E-step is complete), its seconds
+                                  and the machine(s) that drew it
     RUN/iter_K/train.jsonl        the M-step's (prompt, completion, weight) rows
     RUN/iter_K/model/             the iterate: LoRA adapter or full model (safetensors)
     RUN/iter_K/rebuild.json       only when the iterate was retrained (a run restored without weights)
@@ -39,7 +40,7 @@ from .backends.hf import HFBackend
 from .config import RunConfig, read_yaml, validate
 from .errors import EmreasonError, note
 from .evaluate import evaluate, timed_summary
-from .models import pick_device
+from .models import machine, pick_device
 from .samplers import estep_summary, present, sample_chunk, training_examples
 from .store import append_jsonl, read_json, read_jsonl, write_json, write_jsonl
 
@@ -286,13 +287,15 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
     # Each chunk's marker holds the seconds since the previous commit, so a resumed E-step still
     # reports the time of all its chunks (the time lost to an interruption is not counted).
     earlier = sum(r.get("seconds") or 0 for r in read_jsonl(log) if "chunk_done" in r) if done else 0.0
+    here = machine()
     start = time.perf_counter()
     last = [start]
     with tqdm(total=len(shown), initial=sum(len(chunks[c]) for c in done if c < len(chunks)), unit="q",
               desc=f"iter {k}/{cfg.iterations} E-step {cfg.sampler.name}", file=sys.stderr, disable=quiet) as bar:
         def commit(c: int, new: list[dict]) -> None:
             now = time.perf_counter()
-            append_jsonl(log, new + [{"chunk_done": c, "questions": len(chunks[c]), "seconds": round(now - last[0], 2)}])
+            append_jsonl(log, new + [{"chunk_done": c, "questions": len(chunks[c]), "seconds": round(now - last[0], 2),
+                                      "machine": here}])
             last[0] = now
             records.extend(new)
             bar.update(len(chunks[c]))
@@ -311,8 +314,16 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
             commit(c, sample_chunk(backend, chunk, cfg.sampler, cfg.generation, cfg.prompts, cfg.data.seed, k, c))
     summary = estep_summary(records, len(shown))
     summary["estep_seconds"] = round(earlier + time.perf_counter() - start, 2)
+    summary["estep_machine"] = machines(read_jsonl(log))
     write_json(summary_path, summary)
     return records
+
+
+def machines(log: list[dict]) -> str | None:
+    """The machines a chunked phase's commit markers record, in order of first use, joined by
+    " + " when it was resumed on another; None for markers written before they recorded one."""
+    seen = dict.fromkeys(r["machine"] for r in log if "chunk_done" in r and r.get("machine"))
+    return " + ".join(seen) or None
 
 
 def _mstep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, records, device: str, quiet: bool) -> None:
@@ -446,6 +457,7 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
     if done:
         note(f"iteration {k}: resuming the evaluation after {len(done)} of {len(chunks)} chunks")
     seconds = sum(r.get("seconds") or 0 for r in read_jsonl(partial) if "chunk_done" in r) if done else 0.0
+    here = machine()
     with tqdm(total=len(eval_set), initial=sum(len(chunks[c]) for c in done), unit="q",
               desc=f"iter {k} eval {cfg.eval.mode}", file=sys.stderr, disable=quiet) as bar:
         for c, chunk in enumerate(chunks):
@@ -453,10 +465,11 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
                 continue
             part = evaluate(backend, chunk, cfg.eval.mode, cfg.prompts, cfg.eval.max_new_tokens,
                             cfg.eval.temperature, seed=cfg.data.seed, progress=bar)
-            append_jsonl(partial, part.records + [{"chunk_done": c, "seconds": part.metrics["seconds"]}])
+            append_jsonl(partial, part.records + [{"chunk_done": c, "seconds": part.metrics["seconds"], "machine": here}])
             records += part.records
             seconds += part.metrics["seconds"]
     m = timed_summary(records, seconds, cfg.eval.mode)
+    m["machine"] = machines(read_jsonl(partial)) if partial.is_file() else here
     write_jsonl(out / "predictions.jsonl", records)
     write_json(out / "metrics.json", m)
     partial.unlink()

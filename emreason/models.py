@@ -293,3 +293,32 @@ def pick_device(device: str = "auto") -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise EmreasonError(f"backend.device is {device!r} but no CUDA device is visible: use cpu or auto")
     return device
+
+
+def machine() -> str:
+    """The hardware a phase ran on, recorded beside its seconds: the same 1.5B M-step took 3x as
+    long on a CPU without bf16 units as on one with them, and a study resumed across sessions can
+    mix machines (results/README.md), so a cost figure means little without it. CPU model, the
+    CPUs this process may use, the widest vector extension that matters for torch's kernels, and
+    the GPUs when torch is loaded and sees any."""
+    cpu, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not cpu:
+                cpu = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    import platform
+
+    cpu = cpu or platform.processor() or platform.machine() or "unknown CPU"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    isa = next((f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags), None)
+    out = f"{cpu}, {cpus} CPUs" + (f" ({isa})" if isa else "")
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        out += "; " + ", ".join(f"{names.count(n)}x {n}" for n in dict.fromkeys(names))
+    return out

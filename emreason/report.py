@@ -454,6 +454,9 @@ def _cost_row(key: tuple, c: str, run: Run, it: int) -> dict:
             "sampled_per_accepted": sampled / accepted if accepted and trained else None,
             "estep_seconds": sum(x.get("estep_seconds") or 0 for x in ms) or None,
             "train_seconds": sum(x.get("train_seconds") or 0 for x in ms) or None,
+            # seconds mean little without the hardware: the machines its phases recorded, if any
+            "machines": sorted({m for x in ms for key in ("estep_machine", "train_machine", "eval_machine")
+                                if x.get(key) for m in x[key].split(" + ")}),
             # accuracy where the reader found an answer, and the most frequent answer's share
             # of all questions: output format and letter habits, apart from accuracy
             "answered_accuracy": sum(bool(p["correct"]) for p in answered) / len(answered) if answered else None,
@@ -707,6 +710,12 @@ def markdown(rows: list[dict], tests: list[dict], runs: list[Run], costs: list[d
                          f"{_f(c['sampled_tokens_total'], '.0f')} | {_f(c['sampled_per_accepted'], '.1f')} | "
                          f"{_f(c['estep_seconds'], '.0f')} | {_f(c['train_seconds'], '.0f')} | "
                          f"{_f(c['answered_accuracy'], '.3f')} | {_f(c['lenient_accuracy'], '.3f')} | {_top(c)} | {_f(c['option_by_option'], '.2f')} |")
+        machines = sorted({m for c in costs for m in c.get("machines", [])})
+        if machines:
+            blind = sum(not c.get("machines") for c in costs)
+            lines += ["", "Seconds are wall time on the machine that ran the phase: "
+                      + "; ".join(f"{m} ({sum(m in c.get('machines', []) for c in costs)} columns)" for m in machines)
+                      + (f"; {blind} columns record none (run before emreason recorded it)" if blind else "") + "."]
     if itests:
         lines += ["", "## Each iteration against the one before", "", "Same run and questions (McNemar's exact test):", "",
                   "| run | from | to | only before right | only after right | diff [95% CI] | p |", "|---|---|---|---|---|---|---|"]

@@ -22,7 +22,7 @@ from transformers import Trainer, TrainingArguments
 
 from .config import ModelConfig, TrainConfig
 from .errors import note
-from .models import load
+from .models import load, machine
 from .store import disk_errors, read_json, write_json
 
 
@@ -234,6 +234,7 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
         train_precision="bf16" if args.bf16 else "float32", train_seconds=round(seconds, 2),
         train_tokens_per_second=round(trained_tokens / seconds, 1) if seconds else None,
         train_log=[h for h in trainer.state.log_history if "loss" in h],
+        train_machine=machine() + (f" ({trainer.args.world_size} processes)" if trainer.args.world_size > 1 else ""),
     )
     if not trainer.is_world_process_zero():  # under `accelerate launch`: one process writes
         return model, tok, stats

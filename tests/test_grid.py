@@ -76,7 +76,8 @@ def test_status_reads_phase_and_progress_from_the_files(tmp_path, capsys):
         json.dumps({"question_id": q, "stage": s}) + "\n" for q, s in [("a", "plain"), ("a", "rationalize"), ("b", "plain")])
         + json.dumps({"chunk_done": 0}) + "\n")
     (pps / "state.json").write_text(json.dumps({"iteration": 1, "phase": "mstep"}))
-    (pps / "metrics.jsonl").write_text(json.dumps({"iteration": 0, "eval_accuracy": 0.25, "eval_seconds": 1800}) + "\n")
+    (pps / "metrics.jsonl").write_text(json.dumps({"iteration": 0, "eval_accuracy": 0.25, "eval_seconds": 1800,
+                                                        "eval_machine": "machine A"}) + "\n")
     (pps / ".lock").write_text("some-other-host 1")  # a lock held elsewhere is not "running here"
     rows = {r["name"]: r for r in grid.study_status([str(out)], str(cfg_path))}
     assert rows["smollm2-135m-arc_easy-none-s0"]["state"] == "not started"
@@ -84,8 +85,10 @@ def test_status_reads_phase_and_progress_from_the_files(tmp_path, capsys):
     assert (rows[pps.name]["state"], rows[pps.name]["progress"]) == ("iteration 1: M-step", "checkpoint at step 10")
     assert rows[pps.name]["accuracy"] == 0.25 and rows[pps.name]["hours"] == 0.5 and not rows[pps.name]["running"]
     assert RunConfig.model_validate(json.loads((pps / "run.json").read_text())["config"]).sampler.name == "pps"
+    assert rows[pps.name]["machines"] == ["machine A"] and rows[star.name]["machines"] == []
     assert main(["status", str(out), "--config", str(cfg_path)]) == 0
-    assert "0/3 done" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "0/3 done" in printed and "machine A (1 cells); 1 cells record none" in printed
     (pps / "state.json").write_text(json.dumps({"iteration": 1, "phase": "eval"}))
     (pps / "iter_1" / "eval").mkdir()
     (pps / "iter_1" / "eval" / "predictions.partial.jsonl").write_text(
@@ -93,8 +96,9 @@ def test_status_reads_phase_and_progress_from_the_files(tmp_path, capsys):
     assert grid.cell_status(pps)["progress"] == "4/6 questions answered"
     # the running iteration's finished phases count before its metrics line is written
     (pps / "iter_1" / "train_stats.json").write_text(json.dumps({"train_seconds": 3600}))
-    (pps / "iter_1" / "estep.json").write_text(json.dumps({"estep_seconds": 1800}))
+    (pps / "iter_1" / "estep.json").write_text(json.dumps({"estep_seconds": 1800, "estep_machine": "machine A + machine B"}))
     assert grid.cell_status(pps)["hours"] == 2.0 and rows[star.name]["hours"] == 0.25
+    assert grid.cell_status(pps)["machines"] == ["machine A", "machine B"]  # a phase resumed on another machine
     # hours left: from finished cells of the same model and sampler; else another model's, scaled by
     # the ratio of the two models' cells of samplers both have finished
     finished = dict(rows[star.name], name="other-star", state="done", hours=3.0)

@@ -18,6 +18,7 @@ from emreason.backends.hf import HFBackend
 from emreason.cli import main
 from emreason.config import RunConfig
 from emreason.errors import EmreasonError
+from emreason.models import machine
 from emreason.store import read_json, read_jsonl, write_jsonl
 
 RATIONALE = "Plants need light to make their food, so the other choices cannot be right here at all."
@@ -122,14 +123,19 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_llama, data_dir, tmp_pa
     monkeypatch.setattr(HFBackend, "generate", scripted_generate)
     clean = loop.run(c, tmp_path / "clean", quiet=True)
     monkeypatch.setattr(HFBackend, "generate", flaky)
+    monkeypatch.setattr(loop, "machine", lambda: "machine A")
     with pytest.raises(KeyboardInterrupt):
         loop.run(c, tmp_path / "resumed", quiet=True)
     assert not (tmp_path / "resumed" / ".lock").exists()
     with pytest.raises(EmreasonError, match="--resume"):
         loop.run(c, tmp_path / "resumed", quiet=True)
+    monkeypatch.setattr(loop, "machine", lambda: "machine B")  # resumed elsewhere: each phase names both
     resumed = loop.run(c, tmp_path / "resumed", resume=True, quiet=True)
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("seconds") and k != "train_tokens_per_second"
-                           and k != "eval_tokens_per_second"} for r in rows]
+    assert resumed[1]["estep_machine"] == "machine A + machine B" and resumed[1]["eval_machine"] == "machine B"
+    assert resumed[0]["eval_machine"] == "machine A"  # the base evaluation finished before the interruption
+    assert clean[1]["train_machine"] == clean[1]["eval_machine"] == clean[1]["estep_machine"] == machine()
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith(("seconds", "machine"))
+                           and k != "train_tokens_per_second" and k != "eval_tokens_per_second"} for r in rows]
     assert strip(resumed) == strip(clean)
     a = [s for s in read_jsonl(tmp_path / "clean" / "iter_1" / "samples.jsonl") if "chunk_done" not in s]
     b = [s for s in read_jsonl(tmp_path / "resumed" / "iter_1" / "samples.jsonl") if "chunk_done" not in s]

@@ -72,3 +72,19 @@ def test_directory_resolution_of_runs(tmp_path):
     (empty / "run.json").write_text("{}")
     with pytest.raises(EmreasonError, match="no trained iterate"):
         models.resolve(str(empty))
+
+
+def test_machine_names_cpu_cpus_and_visible_gpus(monkeypatch):
+    """The hardware string each phase records beside its seconds."""
+    import os
+    import sys
+    from types import SimpleNamespace
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # torch not loaded: no GPU query
+    cpu_only = models.machine()
+    assert f"{len(os.sched_getaffinity(0))} CPUs" in cpu_only and ";" not in cpu_only
+    names = ["NVIDIA H200", "NVIDIA H200", "NVIDIA A100"]
+    fake = SimpleNamespace(cuda=SimpleNamespace(is_available=lambda: True, device_count=lambda: 3,
+                                                get_device_name=names.__getitem__))
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    assert models.machine() == cpu_only + "; 2x NVIDIA H200, 1x NVIDIA A100"

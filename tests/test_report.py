@@ -45,7 +45,7 @@ def test_report_errors_on_nothing(tmp_path, capsys):
 
 
 def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=(), mode="cot", acc=0.5, preds=None, golds=None,
-              seed=None, outputs=None, dataset="arc_easy", model="m"):
+              seed=None, outputs=None, dataset="arc_easy", model="m", machines=None):
     """A run directory as the loop writes it, with chosen test-time output lengths (and answers)."""
     prefix = "" if (dataset, model) == ("arc_easy", "m") else f"{model}-{dataset}-"
     d = root / (prefix + (sampler if seed is None else f"{sampler}-s{seed}"))
@@ -60,6 +60,8 @@ def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=(), mode="co
         if it:
             m.update(sampled_tokens=sampled[it - 1], accepted=accepted[it - 1], mean_rationale_tokens=30.0,
                      estep_seconds=10.0, train_seconds=20.0)
+            if machines:
+                m.update(estep_machine=machines[it - 1], train_machine=machines[it - 1].split(" + ")[-1])
         metrics.append(m)
     (d / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
     rows = [{"id": f"q{i}", "tokens": n, "correct": c} for i, (n, c) in enumerate(zip(lengths, correct))]
@@ -71,12 +73,13 @@ def _fake_run(root, sampler, lengths, correct, sampled=(), accepted=(), mode="co
 
 
 def test_length_tests_and_costs(tmp_path):
-    from emreason.report import cost_rows, find_runs, length_tests
+    from emreason.report import cost_rows, find_runs, length_tests, markdown, table
 
     base = [40 + (i * 7) % 23 for i in range(30)]
-    _fake_run(tmp_path, "star", base, [i % 2 == 0 for i in range(30)], sampled=(1000, 600), accepted=(10, 20))
+    _fake_run(tmp_path, "star", base, [i % 2 == 0 for i in range(30)], sampled=(1000, 600), accepted=(10, 20),
+              machines=("cpu A", "cpu A"))
     _fake_run(tmp_path, "pps", [n - 5 - i % 3 for i, n in enumerate(base)], [i % 3 == 0 for i in range(30)],
-              sampled=(500, 400), accepted=(10, 15))
+              sampled=(500, 400), accepted=(10, 15), machines=("cpu A", "cpu A + cpu B"))
     runs = find_runs([str(tmp_path)])
     (t,) = [t for t in length_tests(runs) if (t["a"], t["b"]) == ("star", "pps")]
     assert t["n"] == 30 and t["median_diff"] == -6 and t["p_value"] < 1e-4 and t["mean_b"] < t["mean_a"]
@@ -84,6 +87,9 @@ def test_length_tests_and_costs(tmp_path):
     assert costs["star"]["sampled_tokens_total"] == 1600 and costs["star"]["sampled_per_accepted"] == 1600 / 30
     assert costs["pps"]["accepted_total"] == 25 and costs["pps"]["estep_seconds"] == 20.0
     assert costs["none"]["sampled_tokens_total"] is None  # the base column has no E-step
+    assert costs["star"]["machines"] == ["cpu A"] and costs["pps"]["machines"] == ["cpu A", "cpu B"]
+    md = markdown(table(runs), [], runs, list(costs.values()))
+    assert "the phase: cpu A (2 columns); cpu B (1 columns); 1 columns record none" in md
 
 
 def test_base_column_is_the_zero_shot_cot_evaluation(tmp_path):
