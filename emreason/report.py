@@ -433,6 +433,7 @@ def _mean_over_seeds(rows: list[dict]) -> dict:
     out["top_pred"] = tops[0][0] if tops else None
     shares = [r["top_pred_share"] for r in rows if tops and r["top_pred"] == out["top_pred"]]
     out["top_pred_share"] = sum(shares) / len(shares) if shares else None
+    out["machines"] = sorted({m for r in rows for m in r.get("machines", [])})  # seeds may run on different machines
     return out
 
 

@@ -196,7 +196,7 @@ def test_a_column_with_several_seeds_is_averaged_not_dropped(tmp_path):
     seeds = {0: [i < 30 for i in range(n)], 1: [i < 34 for i in range(n)], 2: [i < 26 for i in range(n)]}
     for s, correct in seeds.items():
         _fake_run(tmp_path, "pps", [40 + s] * n, correct, sampled=(500 + 100 * s,), accepted=(10,),
-                  acc=sum(correct) / n, seed=s)
+                  acc=sum(correct) / n, seed=s, machines=(f"cpu {s % 2}",))
     runs = find_runs([str(tmp_path)])
     (row,) = table(runs)
     acc, lo, hi, n_q, it, k, sd = row["pps"]
@@ -210,6 +210,7 @@ def test_a_column_with_several_seeds_is_averaged_not_dropped(tmp_path):
     costs = {c["column"]: c for c in cost_rows(runs)}
     assert costs["pps"]["seeds"] == 3 and costs["pps"]["sampled_tokens_total"] == 600
     assert costs["pps"]["test_rationale_tokens"] == 41
+    assert costs["pps"]["machines"] == ["cpu 0", "cpu 1"]  # every seed's machine, not the first seed's
     md = markdown(table(runs), paired_tests(runs), runs)
     assert "3 seeds, sd 0.100" in md and "Wilcoxon signed-rank on seed-averaged correctness" in md
     from emreason.report import report
