@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .config import RunConfig, validate
 from .errors import EmreasonError, note
+from .models import recorded_machines
 from .store import read_json, read_jsonl
 
 
@@ -145,8 +146,7 @@ def cell_status(run_dir: Path, cfg: RunConfig | None = None) -> dict:
                 phases.append(read_json(it / name))
                 seconds += phases[-1].get(key) or 0
     out["hours"] = round(seconds / 3600, 2)
-    recorded = [p.get(key) for p in phases for key in ("estep_machine", "train_machine", "eval_machine")]
-    out["machines"] = sorted({m for r in recorded if r for m in r.split(" + ")})
+    out["machines"] = recorded_machines(phases)
     if phase == "done" or is_finished(run_dir, cfg):
         out["state"] = "done"
         return out

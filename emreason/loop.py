@@ -286,8 +286,9 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
         note(f"iteration {k}: resuming the E-step after {len(done)} of {len(chunks)} chunks")
     # Each chunk's marker holds the seconds since the previous commit, so a resumed E-step still
     # reports the time of all its chunks (the time lost to an interruption is not counted).
-    earlier = sum(r.get("seconds") or 0 for r in read_jsonl(log) if "chunk_done" in r) if done else 0.0
-    here = machine()
+    markers = [r for r in read_jsonl(log) if "chunk_done" in r] if done else []
+    earlier = sum(r.get("seconds") or 0 for r in markers)
+    here, used = machine(), [r.get("machine") for r in markers]
     start = time.perf_counter()
     last = [start]
     with tqdm(total=len(shown), initial=sum(len(chunks[c]) for c in done if c < len(chunks)), unit="q",
@@ -297,6 +298,7 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
             append_jsonl(log, new + [{"chunk_done": c, "questions": len(chunks[c]), "seconds": round(now - last[0], 2),
                                       "machine": here}])
             last[0] = now
+            used.append(here)
             records.extend(new)
             bar.update(len(chunks[c]))
 
@@ -314,16 +316,15 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
             commit(c, sample_chunk(backend, chunk, cfg.sampler, cfg.generation, cfg.prompts, cfg.data.seed, k, c))
     summary = estep_summary(records, len(shown))
     summary["estep_seconds"] = round(earlier + time.perf_counter() - start, 2)
-    summary["estep_machine"] = machines(read_jsonl(log))
+    summary["estep_machine"] = machines(used)
     write_json(summary_path, summary)
     return records
 
 
-def machines(log: list[dict]) -> str | None:
-    """The machines a chunked phase's commit markers record, in order of first use, joined by
-    " + " when it was resumed on another; None for markers written before they recorded one."""
-    seen = dict.fromkeys(r["machine"] for r in log if "chunk_done" in r and r.get("machine"))
-    return " + ".join(seen) or None
+def machines(used: list[str | None]) -> str | None:
+    """The machines a chunked phase's chunks ran on, in order of first use, joined by " + " when
+    it was resumed on another; None where every marker predates the record (None entries)."""
+    return " + ".join(dict.fromkeys(m for m in used if m)) or None
 
 
 def _mstep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, records, device: str, quiet: bool) -> None:
@@ -456,8 +457,9 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
     chunks = [eval_set[i:i + size] for i in range(0, len(eval_set), size)]
     if done:
         note(f"iteration {k}: resuming the evaluation after {len(done)} of {len(chunks)} chunks")
-    seconds = sum(r.get("seconds") or 0 for r in read_jsonl(partial) if "chunk_done" in r) if done else 0.0
-    here = machine()
+    markers = [r for r in read_jsonl(partial) if "chunk_done" in r] if done else []
+    seconds = sum(r.get("seconds") or 0 for r in markers)
+    here, used = machine(), [r.get("machine") for r in markers]
     with tqdm(total=len(eval_set), initial=sum(len(chunks[c]) for c in done), unit="q",
               desc=f"iter {k} eval {cfg.eval.mode}", file=sys.stderr, disable=quiet) as bar:
         for c, chunk in enumerate(chunks):
@@ -468,8 +470,9 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
             append_jsonl(partial, part.records + [{"chunk_done": c, "seconds": part.metrics["seconds"], "machine": here}])
             records += part.records
             seconds += part.metrics["seconds"]
+            used.append(here)
     m = timed_summary(records, seconds, cfg.eval.mode)
-    m["machine"] = machines(read_jsonl(partial)) if partial.is_file() else here
+    m["machine"] = machines(used)
     write_jsonl(out / "predictions.jsonl", records)
     write_json(out / "metrics.json", m)
     partial.unlink()

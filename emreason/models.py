@@ -295,12 +295,9 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
-def machine() -> str:
-    """The hardware a phase ran on, recorded beside its seconds: the same 1.5B M-step took 3x as
-    long on a CPU without bf16 units as on one with them, and a study resumed across sessions can
-    mix machines (results/README.md), so a cost figure means little without it. CPU model, the
-    CPUs this process may use, the widest vector extension that matters for torch's kernels, and
-    the GPUs when torch is loaded and sees any."""
+def cpu_info() -> tuple[str, set[str]]:
+    """The first CPU's model name and feature flags from /proc/cpuinfo; ("", set()) elsewhere
+    than Linux."""
     cpu, flags = "", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -311,8 +308,21 @@ def machine() -> str:
                 flags = set(value.split())
     except OSError:
         pass
+    return cpu, flags
+
+
+MACHINE_KEYS = ("estep_machine", "train_machine", "eval_machine")
+
+
+def machine() -> str:
+    """The hardware a phase ran on, recorded beside its seconds: the same 1.5B M-step took 3x as
+    long on a CPU without bf16 units as on one with them, and a study resumed across sessions can
+    mix machines (results/README.md), so a cost figure means little without it. CPU model, the
+    CPUs this process may use, the widest vector extension that matters for torch's kernels, and
+    the GPUs when torch is loaded and sees any."""
     import platform
 
+    cpu, flags = cpu_info()
     cpu = cpu or platform.processor() or platform.machine() or "unknown CPU"
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     isa = next((f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags), None)
@@ -322,3 +332,9 @@ def machine() -> str:
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         out += "; " + ", ".join(f"{names.count(n)}x {n}" for n in dict.fromkeys(names))
     return out
+
+
+def recorded_machines(rows: list[dict]) -> list[str]:
+    """The distinct machines that metrics rows (or phase summaries) record under MACHINE_KEYS; a
+    phase resumed on another machine records "A + B" (`loop.machines`)."""
+    return sorted({m for r in rows for key in MACHINE_KEYS if r.get(key) for m in r[key].split(" + ")})

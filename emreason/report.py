@@ -31,7 +31,7 @@ from types import SimpleNamespace
 
 from .errors import EmreasonError
 from .evaluate import mcnemar
-from .models import ALIASES
+from .models import ALIASES, recorded_machines
 from .prompts import find_commitments
 from .store import atomic_write_text, read_json, read_rows
 
@@ -456,8 +456,7 @@ def _cost_row(key: tuple, c: str, run: Run, it: int) -> dict:
             "estep_seconds": sum(x.get("estep_seconds") or 0 for x in ms) or None,
             "train_seconds": sum(x.get("train_seconds") or 0 for x in ms) or None,
             # seconds mean little without the hardware: the machines its phases recorded, if any
-            "machines": sorted({m for x in ms for key in ("estep_machine", "train_machine", "eval_machine")
-                                if x.get(key) for m in x[key].split(" + ")}),
+            "machines": recorded_machines(ms),
             # accuracy where the reader found an answer, and the most frequent answer's share
             # of all questions: output format and letter habits, apart from accuracy
             "answered_accuracy": sum(bool(p["correct"]) for p in answered) / len(answered) if answered else None,

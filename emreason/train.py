@@ -22,7 +22,7 @@ from transformers import Trainer, TrainingArguments
 
 from .config import ModelConfig, TrainConfig
 from .errors import note
-from .models import load, machine
+from .models import cpu_info, load, machine
 from .store import disk_errors, read_json, write_json
 
 
@@ -151,10 +151,7 @@ def checkpoint_every(cfg: TrainConfig) -> int:
 def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (oneDNN's AVX512-BF16 or AMX kernels); read
     from /proc/cpuinfo, so elsewhere than Linux the answer is no."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
+    flags = cpu_info()[1]
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
