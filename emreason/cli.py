@@ -45,7 +45,7 @@ def _check_out_dir(out: Path, overwrite: bool, marker: str) -> None:
 def cmd_eval(args) -> int:
     from tqdm import tqdm
 
-    from . import data
+    from . import data, models
     from .backends import open_backend
     from .config import BackendConfig, ModelConfig, PromptConfig
     from .evaluate import evaluate
@@ -54,6 +54,7 @@ def cmd_eval(args) -> int:
     out = Path(args.out) if args.out else None
     if out:
         _check_out_dir(out, args.overwrite, "metrics.json")
+    models.kind(args.model)  # a mistyped model fails here, before the data is read
     examples = data.load(args.dataset, args.split, args.data_dir, limit=args.limit)
     model_cfg = ModelConfig(name=args.model, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
                             allow_pickle=args.allow_pickle)

@@ -198,28 +198,42 @@ def dequantize(gguf: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def resolve(name: str, allow_pickle: bool = False) -> str:
-    """A path (or hub id) that `from_pretrained` can load, preparing caches as needed."""
+def kind(name: str) -> str:
+    """What `name` names ("alias", "gguf", "folder" or "hub"), checked without fetching or
+    loading anything, so a command can reject a bad model before it reads any data."""
     if name in ALIASES:
-        return str(dequantize(fetch(name), cache_dir() / name / "hf"))
+        return "alias"
     path = Path(name).expanduser()
     if name.endswith(".gguf"):
         if not path.is_file():
             raise EmreasonError(f"GGUF file {path} not found")
+        return "gguf"
+    if path.is_dir():
+        return "folder"
+    if path.exists() or name.startswith((".", "/", "~")):
+        raise EmreasonError(f"model {name!r}: not a folder with a config.json, a .gguf file or a known alias")
+    if name.count("/") == 1 and " " not in name:  # a hub id, for users who are online
+        return "hub"
+    raise EmreasonError(f"unknown model {name!r}: choose an alias ({', '.join(ALIASES)}), a local "
+                        "folder, a .gguf file, or a hub id owner/name")
+
+
+def resolve(name: str, allow_pickle: bool = False) -> str:
+    """A path (or hub id) that `from_pretrained` can load, preparing caches as needed."""
+    what = kind(name)
+    if what == "alias":
+        return str(dequantize(fetch(name), cache_dir() / name / "hf"))
+    path = Path(name).expanduser()
+    if what == "gguf":
         key = sha256_file(path)[:16]
         return str(dequantize(path.resolve(), cache_dir() / "gguf" / key))
-    if path.is_dir():
+    if what == "folder":
         run_model = run_iterate(path)
         if run_model is not None:
             return resolve(str(run_model), allow_pickle)
         check_weights(path, allow_pickle)
         return str(path)
-    if path.exists() or name.startswith((".", "/", "~")):
-        raise EmreasonError(f"model {name!r}: not a folder with a config.json, a .gguf file or a known alias")
-    if name.count("/") == 1 and " " not in name:  # a hub id, for users who are online
-        return name
-    raise EmreasonError(f"unknown model {name!r}: choose an alias ({', '.join(ALIASES)}), a local "
-                        "folder, a .gguf file, or a hub id owner/name")
+    return name
 
 
 def run_iterate(path: Path) -> Path | None:

@@ -37,6 +37,9 @@ def test_eval_modes(tiny_qwen, data_dir, tmp_path, mode):
 
 @pytest.mark.parametrize("argv,fragment", [
     (["eval", "--model", "no-such-alias"], "unknown model"),
+    # the model is checked before the data is read, so this fails on the model, with or without data
+    (["eval", "--model", "no-such-alias", "--data-dir", "/does/not/exist"], "unknown model"),
+    (["eval", "--model", "/no/such/model.gguf", "--data-dir", "/does/not/exist"], "not found"),
     (["eval", "--dataset", "nope"], "unknown dataset"),
     (["eval", "--split", "bogus"], "no split 'bogus'"),
     (["eval", "--data-dir", "/does/not/exist"], "is not a directory"),
