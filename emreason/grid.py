@@ -100,6 +100,7 @@ def run_grid(raw: dict, out: Path, source: str, quiet: bool = False, only: str |
         cells = [(n, c) for n, c in cells if re.search(only, n)]
         if not cells:
             raise EmreasonError(f"--only {only!r} matches no cell")
+    preflight([(n, c) for n, c in cells if not is_finished(out / n, c)])
     statuses = []
     for i, (name, cfg) in enumerate(cells, 1):
         run_dir = out / name
@@ -111,6 +112,26 @@ def run_grid(raw: dict, out: Path, source: str, quiet: bool = False, only: str |
         run(cfg, run_dir, resume=True, quiet=quiet)
         statuses.append((name, f"done in {time.perf_counter() - start:.0f} s"))
     return statuses
+
+
+def preflight(cells: list[tuple[str, RunConfig]]) -> None:
+    """Check what each cell still to run names (its model, its dataset's two splits) before the
+    first one starts: a typo in a grid's last model or a missing split would otherwise surface only
+    when that cell's turn comes, hours into a study. Nothing is fetched or loaded onto a device."""
+    from . import data, models
+
+    checked: set[tuple] = set()
+    for name, cfg in cells:
+        wanted = [("model", cfg.model.name)] + [("data", cfg.data.dataset, split, cfg.data.data_dir)
+                                                 for split in (cfg.data.train_split, cfg.data.eval_split)]
+        for what in wanted:
+            if what in checked:
+                continue
+            checked.add(what)
+            try:
+                models.kind(what[1]) if what[0] == "model" else data.load(*what[1:])
+            except EmreasonError as e:
+                raise EmreasonError(f"grid cell {name}: {e} (no cell was started)") from None
 
 
 # --- where a study stands -----------------------------------------------------------------------

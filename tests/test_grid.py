@@ -3,6 +3,7 @@ import pytest
 from emreason import grid
 from emreason.backends.hf import HFBackend
 from emreason.cli import main
+from emreason.config import read_yaml
 from emreason.errors import EmreasonError
 
 from test_loop import scripted_generate
@@ -29,6 +30,27 @@ def test_expand_product_and_overrides():
 def test_every_cell_is_validated_first(raw, fragment):
     with pytest.raises(EmreasonError, match=fragment.replace(".", r"\.").replace("[", r"\[")):
         grid.expand(raw)
+
+
+@pytest.mark.parametrize("grid_line,fragment", [
+    ("model.name: [smollm2-135m, no-such-alias]", "grid cell no-such-alias-.*unknown model 'no-such-alias'"),
+    ("data.eval_split: [test, bogus]", r"grid cell .*eval_splitbogus: data file .*bogus\.jsonl not found"),
+])
+def test_a_bad_cell_stops_the_grid_before_any_cell_runs(tmp_path, grid_line, fragment):
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.jsonl").write_text(f'{{"question": "Q {split}?", "choices": ["a", "b"], "answer": "A"}}\n')
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text(f"""
+iterations: 1
+data: {{dataset: "{tmp_path / '{split}.jsonl'}", train_size: 1, eval_size: 1}}
+grid:
+  {grid_line}
+""")
+    out = tmp_path / "grid"
+    with pytest.raises(EmreasonError, match=fragment) as err:
+        grid.run_grid(read_yaml(cfg), out, str(cfg))
+    assert "no cell was started" in str(err.value)
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_grid_runs_cells_and_skips_finished_ones(tiny_llama, data_dir, tmp_path, monkeypatch, capsys):
