@@ -6,8 +6,8 @@
     RUN/iter_0/eval/              metrics.json, predictions.jsonl of the base model;
                                   shared.json: its key in the shared cache (a bundled alias)
     RUN/iter_K/samples.jsonl      every E-step attempt, appended a chunk of questions at a time
-    RUN/iter_K/estep.json         E-step summary (written once the E-step is complete), its seconds
-                                  and the machine(s) that drew it
+    RUN/iter_K/estep.json         E-step summary (written once the E-step is complete), its wall and
+                                  CPU seconds and the machine(s) that drew it
     RUN/iter_K/train.jsonl        the M-step's (prompt, completion, weight) rows
     RUN/iter_K/model/             the iterate: LoRA adapter or full model (safetensors)
     RUN/iter_K/rebuild.json       only when the iterate was retrained (a run restored without weights)
@@ -291,13 +291,17 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
     here, used = machine(), [r.get("machine") for r in markers]
     start = time.perf_counter()
     last = [start]
+    cpu = [r.get("cpu_seconds") for r in markers]
+    last_cpu = [time.process_time()]
     with tqdm(total=len(shown), initial=sum(len(chunks[c]) for c in done if c < len(chunks)), unit="q",
               desc=f"iter {k}/{cfg.iterations} E-step {cfg.sampler.name}", file=sys.stderr, disable=quiet) as bar:
         def commit(c: int, new: list[dict]) -> None:
-            now = time.perf_counter()
+            now, now_cpu = time.perf_counter(), time.process_time()
+            # Ray workers sample elsewhere: this process's CPU seconds would not be the chunk's.
+            cpu.append(round(now_cpu - last_cpu[0], 2) if cfg.backend.workers == 1 else None)
             append_jsonl(log, new + [{"chunk_done": c, "questions": len(chunks[c]), "seconds": round(now - last[0], 2),
-                                      "machine": here}])
-            last[0] = now
+                                      "cpu_seconds": cpu[-1], "machine": here}])
+            last[0], last_cpu[0] = now, now_cpu
             used.append(here)
             records.extend(new)
             bar.update(len(chunks[c]))
@@ -316,9 +320,18 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
             commit(c, sample_chunk(backend, chunk, cfg.sampler, cfg.generation, cfg.prompts, cfg.data.seed, k, c))
     summary = estep_summary(records, len(shown))
     summary["estep_seconds"] = round(earlier + time.perf_counter() - start, 2)
+    summary["estep_cpu_seconds"] = cpu_total(cpu)
     summary["estep_machine"] = machines(used)
     write_json(summary_path, summary)
     return records
+
+
+def cpu_total(cpu: list[float | None]) -> float | None:
+    """A chunked phase's CPU seconds (this process's, all its threads), or None when a chunk lacks
+    them (drawn by older code or by Ray workers). Beside the wall seconds they show what the clock
+    alone hides: a phase paused (`kill -STOP`) or sharing its CPUs uses fewer CPU seconds per wall
+    second than one that ran alone (at most the CPUs it may use)."""
+    return round(sum(cpu), 2) if cpu and None not in cpu else None
 
 
 def machines(used: list[str | None]) -> str | None:
@@ -460,18 +473,23 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
     markers = [r for r in read_jsonl(partial) if "chunk_done" in r] if done else []
     seconds = sum(r.get("seconds") or 0 for r in markers)
     here, used = machine(), [r.get("machine") for r in markers]
+    cpu = [r.get("cpu_seconds") for r in markers]
     with tqdm(total=len(eval_set), initial=sum(len(chunks[c]) for c in done), unit="q",
               desc=f"iter {k} eval {cfg.eval.mode}", file=sys.stderr, disable=quiet) as bar:
         for c, chunk in enumerate(chunks):
             if c in done:
                 continue
+            cpu_start = time.process_time()
             part = evaluate(backend, chunk, cfg.eval.mode, cfg.prompts, cfg.eval.max_new_tokens,
                             cfg.eval.temperature, seed=cfg.data.seed, progress=bar)
-            append_jsonl(partial, part.records + [{"chunk_done": c, "seconds": part.metrics["seconds"], "machine": here}])
+            cpu.append(round(time.process_time() - cpu_start, 2))
+            append_jsonl(partial, part.records + [{"chunk_done": c, "seconds": part.metrics["seconds"],
+                                                   "cpu_seconds": cpu[-1], "machine": here}])
             records += part.records
             seconds += part.metrics["seconds"]
             used.append(here)
     m = timed_summary(records, seconds, cfg.eval.mode)
+    m["cpu_seconds"] = cpu_total(cpu)
     m["machine"] = machines(used)
     write_jsonl(out / "predictions.jsonl", records)
     write_json(out / "metrics.json", m)

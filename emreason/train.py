@@ -221,15 +221,16 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
     trainer.loss_sum = saved.get("loss_sum", 0.0)
     if resume is not None:
         note(f"resuming the M-step from {resume.name} (every {every} steps a checkpoint is kept)")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     trained_tokens = sum(e["length"] for e in examples) * cfg.epochs
     stats.update(
         train_loss=float(trainer.loss_sum) / max(result.global_step, 1), train_steps=int(result.global_step),
         train_tokens=int(trained_tokens), train_target_tokens=int(sum(sum(l != -100 for l in e["labels"]) for e in examples) * cfg.epochs),
         train_precision="bf16" if args.bf16 else "float32", train_seconds=round(seconds, 2),
         train_tokens_per_second=round(trained_tokens / seconds, 1) if seconds else None,
+        train_cpu_seconds=round(cpu_seconds, 2),  # rank 0's; under the wall seconds x CPUs when shared or paused
         train_log=[h for h in trainer.state.log_history if "loss" in h],
         train_machine=machine() + (f" ({trainer.args.world_size} processes)" if trainer.args.world_size > 1 else ""),
     )
