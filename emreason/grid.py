@@ -120,18 +120,18 @@ def preflight(cells: list[tuple[str, RunConfig]]) -> None:
     when that cell's turn comes, hours into a study. Nothing is fetched or loaded onto a device."""
     from . import data, models
 
-    checked: set[tuple] = set()
+    names, splits = set(), set()
     for name, cfg in cells:
-        wanted = [("model", cfg.model.name)] + [("data", cfg.data.dataset, split, cfg.data.data_dir)
-                                                 for split in (cfg.data.train_split, cfg.data.eval_split)]
-        for what in wanted:
-            if what in checked:
-                continue
-            checked.add(what)
-            try:
-                models.kind(what[1]) if what[0] == "model" else data.load(*what[1:])
-            except EmreasonError as e:
-                raise EmreasonError(f"grid cell {name}: {e} (no cell was started)") from None
+        try:
+            if cfg.model.name not in names:
+                models.kind(cfg.model.name)
+                names.add(cfg.model.name)
+            for split in (cfg.data.train_split, cfg.data.eval_split):
+                if (key := (cfg.data.dataset, split, cfg.data.data_dir)) not in splits:
+                    data.load(*key)
+                    splits.add(key)
+        except EmreasonError as e:
+            raise EmreasonError(f"grid cell {name}: {e} (no cell was started)") from None
 
 
 # --- where a study stands -----------------------------------------------------------------------
