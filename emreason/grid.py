@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .config import RunConfig, validate
 from .errors import EmreasonError, note
-from .models import recorded_machines
+from .models import machine, recorded_machines
 from .store import read_json, read_jsonl
 
 
@@ -208,14 +208,15 @@ def dataset_factors(rows: list[dict]) -> dict[str, float]:
     return factor
 
 
-def hours_left(rows: list[dict], factor: dict[str, float] | None = None) -> dict[str, float | None]:
+def hours_left(rows: list[dict], factor: dict[str, float] | None = None,
+               scale: dict[str, float] | None = None) -> dict[str, float | None]:
     """A rough estimate of the machine hours each unfinished cell still needs, less what it has
     recorded: the mean hours of finished cells with its model and sampler; else another model's
     cells of that sampler, scaled by the two models' ratio on samplers both have finished (a 0.5B
     model's base evaluation predicts its EM cells from the 1.5B's better than its own base cell
     does: an EM cell costs several evaluations). Hours are compared per dataset-neutral unit and
-    scaled back by the cell's dataset factor (`dataset_factors`, fitted here unless given). None
-    where neither exists. It is a guide."""
+    scaled back by the cell's dataset factor (`dataset_factors`, fitted here unless given), and by
+    its model's `scale` where given (`machine_scales`). None where neither exists. It is a guide."""
     factor = dataset_factors(rows) if factor is None else factor
     hours: dict[tuple, list[float]] = {}
     for r in rows:
@@ -236,8 +237,39 @@ def hours_left(rows: list[dict], factor: dict[str, float] | None = None) -> dict
                     ratio = sum(mean[m, x] for x in shared) / sum(mean[m2, x] for x in shared)
                     scaled.append(mean[m2, s] * ratio)
             guess = sum(scaled) / len(scaled) if scaled else None
-        out[r["name"]] = None if guess is None else max(0.0, guess * factor.get(r.get("dataset"), 1.0) - r["hours"])
+        if guess is not None:
+            guess *= factor.get(r.get("dataset"), 1.0) * (scale or {}).get(m, 1.0)
+        out[r["name"]] = None if guess is None else max(0.0, guess - r["hours"])
     return out
+
+
+def machine_scales(rows: list[dict], here: str) -> dict[str, tuple[float, int]]:
+    """How many times the hours predicted from other machines' cells each model's cells took on
+    `here`: per model, the geometric mean of (hours / `hours_left`'s estimate from the cells that
+    did not run here) over its finished cells that ran only here, with their count. A study
+    resumed across machines mixes them: the 1.5B's OpenBookQA rejection cell took 5.3 h on a CPU
+    without bf16 units, where its ARC cells, trained in bf16 elsewhere, predicted 2.7 h."""
+    from statistics import geometric_mean
+
+    mine = [r for r in rows if r["state"] == "done" and r["machines"] == [here] and r["hours"]]
+    ref = [r for r in rows if r["state"] == "done" and here not in r["machines"]]
+    guess = hours_left(ref + [dict(r, state="not started", hours=0.0) for r in mine], dataset_factors(ref))
+    ratios: dict[str, list[float]] = {}
+    for r in mine:
+        if guess.get(r["name"]):
+            ratios.setdefault(r["model"], []).append(r["hours"] / guess[r["name"]])
+    return {m: (geometric_mean(v), len(v)) for m, v in ratios.items()}
+
+
+def estimate(rows: list[dict], here: str) -> tuple[dict[str, float | None], dict[str, float], dict[str, tuple[float, int]]]:
+    """`status`'s estimate for the machine it runs on: hours left per unfinished cell, the dataset
+    factors and the machine scales it used. A model's finished cells that ran only here enter
+    through its scale, not the means, so a slow machine's cells do not skew the other machines'
+    figures (nor the dataset factors) that the scale multiplies."""
+    scales = machine_scales(rows, here)
+    pool = [r for r in rows if not (r["state"] == "done" and r["machines"] == [here] and r["model"] in scales)]
+    factors = dataset_factors(pool)
+    return hours_left(pool, factors, {m: s for m, (s, _) in scales.items()}), factors, scales
 
 
 def study_status(paths: list[str], config: str | None = None) -> list[dict]:
@@ -262,8 +294,7 @@ def study_status(paths: list[str], config: str | None = None) -> list[dict]:
 
 def status_from_cli(args) -> int:
     rows = study_status(args.runs, args.config)
-    factors = dataset_factors(rows)
-    left = hours_left(rows, factors)
+    left, factors, scales = estimate(rows, here := machine())
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         acc = "" if r["accuracy"] is None else f"accuracy {r['accuracy']:.3f} (it {r['iteration']})"
@@ -284,6 +315,9 @@ def status_from_cli(args) -> int:
         # Hours from different machines are not comparable (results/README.md): say which ran what.
         print("machines the cells' phases recorded: " + "; ".join(f"{m} ({n} cells)" for m, n in machines.items())
               + (f"; {blind} cells record none (their phases ran before emreason recorded the machine)" if blind else ""))
+    for m, (x, n) in scales.items():
+        print(f"this machine ({here}) ran {m}'s cells in x{x:.2f} the hours other machines' cells predict"
+              f" ({n} cells): its estimates are scaled")
     if factors:
         print("dataset factors (hours relative to the average dataset, same model and sampler): "
               + ", ".join(f"{d} x{f:.2f}" for d, f in sorted(factors.items())))

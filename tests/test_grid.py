@@ -144,3 +144,28 @@ def test_status_reads_phase_and_progress_from_the_files(tmp_path, capsys):
     assert factors == {"mmlu": pytest.approx(2 ** 0.5), "arc_easy": pytest.approx(2 ** -0.5)}
     left = grid.hours_left(rows_d)  # star took 3.0 h on arc_easy: twice that on mmlu; an unmeasured dataset sits between
     assert left == {"s-mmlu": pytest.approx(6.0), "s-obqa": pytest.approx(3.0 * 2 ** 0.5)}
+
+
+def test_status_scales_a_model_by_how_this_machine_ran_its_cells(monkeypatch, capsys):
+    """A study resumed on a slower machine: a model's cells finished here, against what the other
+    machines' cells predict for them, scale its unfinished cells' estimates; a model with no such
+    comparison keeps its figures, and a cell that ran here does not skew the others' means."""
+    here = "slow CPU, 2 CPUs"
+    cell = {"model": "qwen2.5-coder-1.5b", "sampler": "star", "dataset": "arc_easy", "state": "done", "machines": [],
+            "accuracy": None, "iteration": None, "progress": "", "running": False}
+    rows = [dict(cell, name="star-elsewhere", hours=3.0),
+            dict(cell, name="star-here", hours=6.0, machines=[here]),            # twice the 3.0 h predicted
+            dict(cell, name="star-left", state="not started", hours=0.0),
+            dict(cell, name="star-half", state="iteration 1: M-step", hours=1.0, machines=[here]),
+            dict(cell, name="small-none-here", model="qwen2.5-coder-0.5b", sampler="none", hours=0.2, machines=[here]),
+            dict(cell, name="small-none-left", model="qwen2.5-coder-0.5b", sampler="none", state="not started", hours=0.0)]
+    assert grid.machine_scales(rows, here) == {"qwen2.5-coder-1.5b": (2.0, 1)}  # the 0.5B has nothing elsewhere to compare
+    left, factors, scales = grid.estimate(rows, here)
+    # 3.0 h elsewhere x 2.0 here (not the 4.5 h mean of both machines' cells), less what a cell recorded;
+    # the 0.5B's finished cell here stays its model's mean
+    assert left == {"star-left": 6.0, "star-half": 5.0, "small-none-left": pytest.approx(0.2)}
+    assert grid.estimate(rows, "another machine")[0]["star-left"] == 4.5  # seen from elsewhere: no scale
+    monkeypatch.setattr(grid, "study_status", lambda runs, config: rows)
+    monkeypatch.setattr(grid, "machine", lambda: here)
+    assert main(["status", "runs"]) == 0
+    assert f"this machine ({here}) ran qwen2.5-coder-1.5b's cells in x2.00 the hours" in capsys.readouterr().out
