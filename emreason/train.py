@@ -98,12 +98,20 @@ RESUME_MARKER = "emreason_resume.json"
 class WeightedTrainer(Trainer):
     """Token-level cross-entropy on the completion, each sequence scaled by its reward.
 
-    It also keeps the sum of its step losses and writes it, with a fingerprint of what is
-    being trained, into each checkpoint as the checkpoint's last file: Trainer's own training_loss
-    covers only the steps since a resume, and a checkpoint without the file may be half-written."""
+    It also keeps the sum of its step losses and the wall and CPU seconds spent so far and writes
+    them, with a fingerprint of what is being trained, into each checkpoint as the checkpoint's last
+    file: Trainer's own training_loss covers only the steps since a resume (and a timer started at
+    the resume would too), and a checkpoint without the file may be half-written."""
 
     fingerprint = ""
     loss_sum = 0.0
+    seconds_before = cpu_seconds_before = 0.0  # what the steps before a resume took
+    clock = (0.0, 0.0)  # perf_counter() and process_time() when this process started training
+
+    def elapsed(self) -> tuple[float, float]:
+        """Wall and CPU seconds of this M-step so far, the steps before a resume included."""
+        return (self.seconds_before + time.perf_counter() - self.clock[0],
+                self.cpu_seconds_before + time.process_time() - self.clock[1])
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         weight = inputs.pop("weight")
@@ -124,7 +132,9 @@ class WeightedTrainer(Trainer):
         super()._save_checkpoint(model, trial)
         folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
         if self.is_world_process_zero() and folder.is_dir():
-            write_json(folder / RESUME_MARKER, {"fingerprint": self.fingerprint, "loss_sum": float(self.loss_sum)})
+            seconds, cpu_seconds = self.elapsed()
+            write_json(folder / RESUME_MARKER, {"fingerprint": self.fingerprint, "loss_sum": float(self.loss_sum),
+                                                "seconds": seconds, "cpu_seconds": cpu_seconds})
 
 
 def _fingerprint(examples: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, seed: int, init_from) -> str:
@@ -219,11 +229,13 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
                               data_collator=_Collator(tok.pad_token_id))
     trainer.fingerprint = fingerprint
     trainer.loss_sum = saved.get("loss_sum", 0.0)
+    # a checkpoint written before the marker kept them has none: its steps' seconds are lost
+    trainer.seconds_before, trainer.cpu_seconds_before = saved.get("seconds", 0.0), saved.get("cpu_seconds", 0.0)
     if resume is not None:
         note(f"resuming the M-step from {resume.name} (every {every} steps a checkpoint is kept)")
-    start, cpu_start = time.perf_counter(), time.process_time()
+    trainer.clock = (time.perf_counter(), time.process_time())
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    seconds, cpu_seconds = trainer.elapsed()
     trained_tokens = sum(e["length"] for e in examples) * cfg.epochs
     stats.update(
         train_loss=float(trainer.loss_sum) / max(result.global_step, 1), train_steps=int(result.global_step),
@@ -234,6 +246,8 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
         train_log=[h for h in trainer.state.log_history if "loss" in h],
         train_machine=machine() + (f" ({trainer.args.world_size} processes)" if trainer.args.world_size > 1 else ""),
     )
+    if resume is not None:  # its seconds include the steps before the stop where its checkpoint kept them
+        stats["train_resumed_at_step"] = int(resume.name.split("-")[-1])
     if not trainer.is_world_process_zero():  # under `accelerate launch`: one process writes
         return model, tok, stats
     save_iterate(model, tok, out_dir / "model")

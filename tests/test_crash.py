@@ -57,7 +57,7 @@ def _finish(config, out):
 
 
 def _metrics(out):
-    drop = ("seconds", "tokens_per_second")
+    drop = ("seconds", "tokens_per_second", "resumed_at_step")
     return [{k: v for k, v in r.items() if not any(k.endswith(d) for d in drop)} for r in read_jsonl(out / "metrics.jsonl")]
 
 
@@ -108,6 +108,11 @@ def test_sigkill_then_resume_matches_a_clean_run(clean_runs, tmp_path, sampler, 
     }
     _kill_when(_start(cfg, out), conditions[point])
     assert not (out / "metrics.jsonl").exists() or point == "mid evaluation"
+    if point == "mid M-step, after a checkpoint":  # the steps before the stop keep their seconds
+        for marker in (out / "iter_1" / "logs").glob("checkpoint-*/emreason_resume.json"):
+            saved = json.loads(marker.read_text())
+            assert saved["seconds"] > 0 and saved["cpu_seconds"] > 0
+            marker.write_text(json.dumps(dict(saved, seconds=saved["seconds"] + 1e4, cpu_seconds=saved["cpu_seconds"] + 1e4)))
     err = _finish(cfg, out)
     if point == "mid E-step":
         assert "resuming the E-step after" in err
@@ -115,6 +120,8 @@ def test_sigkill_then_resume_matches_a_clean_run(clean_runs, tmp_path, sampler, 
         assert "resuming the evaluation after" in err
     if point == "mid M-step, after a checkpoint":  # same loss and iterate as training without a stop
         assert "resuming the M-step from checkpoint-" in err
+        stats = read_jsonl(out / "metrics.jsonl")[-1]
+        assert stats["train_seconds"] > 1e4 and stats["train_cpu_seconds"] > 1e4 and stats["train_resumed_at_step"] > 0
     assert not (out / "iter_1" / "logs").exists()  # checkpoints go once the iterate is saved
     assert _metrics(out) == _metrics(clean)
     if sampler == "rejection":
