@@ -1,5 +1,6 @@
-"""A running cell's last evaluated iterate against its row's base and direct columns (McNemar), which
-the report leaves out until the cell finishes. Reads only the committed files (results/README.md):
+"""A running cell's last evaluated iterate against its row's base and direct columns and its
+finished EM columns' iterate of the same iteration (McNemar), which the report leaves out until the
+cell finishes. Reads only the committed files (results/README.md):
   .venv/bin/python results/running_cell.py qwen2.5-coder-1.5b-openbookqa-rejection-s0"""
 
 import sys
@@ -16,7 +17,8 @@ def main(name: str, root: Path = Path("results/paper")) -> None:
     print(f"{name}, iteration {it}: {m['eval_accuracy']:.3f} [{m['eval_ci_low']:.3f}, {m['eval_ci_high']:.3f}], "
           f"{m['eval_mean_rationale_tokens']:.0f} tokens per answer")
     model_dataset, seed = name.rsplit("-", 2)[0], name.rsplit("-", 1)[1]
-    for label, other, k in (("base CoT", "none", 0), ("base direct answer", "direct", 0), ("direct FT", "direct", 1)):
+    em = [(f"{s} (iteration {it})", s, it) for s in ("rejection", "star", "pps") if not name.endswith(f"-{s}-{seed}")]
+    for label, other, k in (("base CoT", "none", 0), ("base direct answer", "direct", 0), ("direct FT", "direct", 1), *em):
         if not (root / f"{model_dataset}-{other}-{seed}" / "run.json").is_file():
             continue
         (ref,) = find_runs([str(root / f"{model_dataset}-{other}-{seed}")])
