@@ -8,6 +8,7 @@ from pathlib import Path
 
 from emreason.evaluate import mcnemar
 from emreason.report import find_runs
+from emreason.store import read_rows
 
 
 def main(name: str, root: Path = Path("results/paper")) -> None:
@@ -19,9 +20,10 @@ def main(name: str, root: Path = Path("results/paper")) -> None:
     model_dataset, seed = name.rsplit("-", 2)[0], name.rsplit("-", 1)[1]
     em = [(f"{s} (iteration {it})", s, it) for s in ("rejection", "star", "pps") if not name.endswith(f"-{s}-{seed}")]
     for label, other, k in (("base CoT", "none", 0), ("base direct answer", "direct", 0), ("direct FT", "direct", 1), *em):
-        if not (root / f"{model_dataset}-{other}-{seed}" / "run.json").is_file():
-            continue
-        (ref,) = find_runs([str(root / f"{model_dataset}-{other}-{seed}")])
+        sibling = root / f"{model_dataset}-{other}-{seed}"
+        if not (sibling / "run.json").is_file() or k not in {r["iteration"] for r in read_rows(sibling / "metrics.jsonl")}:
+            continue  # not started, or not evaluated at iteration k yet
+        (ref,) = find_runs([str(sibling)])
         pa = ref.predictions(k)
         common = sorted(pa.keys() & this.keys())
         t = mcnemar([pa[q] for q in common], [this[q] for q in common])
