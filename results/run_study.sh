@@ -32,9 +32,16 @@ groups=(
   '^qwen2.5-coder-1.5b-mmlu-'
 )
 results/restore.sh results/paper runs/paper
+# Touched after each collect: a group that wrote nothing since (a finished one, walked on resume)
+# skips the collect and report, ~30 s each on this machine. Without it (a fresh clone, or a runs/
+# from before the stamp) the first group collects.
+collected=runs/.study-collected
 for only in "${groups[@]}"; do
   echo "[study] $(date -u +%FT%TZ) group $only"
   bin/emreason run configs/paper.yaml --out runs/paper --only "$only"
-  results/collect.sh runs/paper results/paper
-  bin/emreason report results/paper --out results/paper/report > /dev/null
+  if [ ! -e "$collected" ] || [ -n "$(find runs/paper -newer "$collected" -print -quit)" ]; then
+    results/collect.sh runs/paper results/paper
+    bin/emreason report results/paper --out results/paper/report > /dev/null
+    touch "$collected"
+  fi
 done
