@@ -7,7 +7,6 @@ models have a strong letter bias that accuracy alone hides.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from scipy.stats import binomtest
 
 from . import prompts as P
 from .backends import SamplingParams
+from .clock import PhaseClock
 from .config import PromptConfig
 from .data import Example
 from .errors import EmreasonError
@@ -40,7 +40,14 @@ def evaluate(backend, examples: list[Example], mode: str = "cot", prompts: Promp
              max_new_tokens: int = 256, temperature: float = 0.0, seed: int = 0, progress=None) -> EvalResult:
     """Evaluate `examples` in `mode` ('cot', 'direct' or 'loglik')."""
     prompts = prompts or PromptConfig()
-    start = time.perf_counter()
+    with PhaseClock() as clock:
+        records = _records(backend, examples, mode, prompts, max_new_tokens, temperature, seed, progress)
+        seconds, _, paused = clock.lap()
+    return EvalResult(timed_summary(records, seconds, mode, paused), records)
+
+
+def _records(backend, examples, mode, prompts, max_new_tokens, temperature, seed, progress) -> list[dict]:
+    """One record per question: the prompt, the output, the answer read from it, and whether it is right."""
     if mode == "loglik":
         records = _loglik_records(backend, examples, progress)
     else:
@@ -53,13 +60,16 @@ def evaluate(backend, examples: list[Example], mode: str = "cot", prompts: Promp
             records.append({"id": ex.id, "prompt": prompt, "output": g.text, "pred": pred,
                             "gold": ex.answer_letter, "correct": pred == ex.answer_letter,
                             "tokens": g.tokens, "truncated": g.truncated})
-    return EvalResult(timed_summary(records, time.perf_counter() - start, mode), records)
+    return records
 
 
-def timed_summary(records: list[dict], seconds: float, mode: str) -> dict:
-    """summarize() plus the time it took and the output tokens per second (generation modes)."""
+def timed_summary(records: list[dict], seconds: float, mode: str, paused: float | None = None) -> dict:
+    """summarize() plus the time it took (stops left out, `clock.PhaseClock`; the seconds paused
+    beside) and the output tokens per second (generation modes)."""
     metrics = summarize(records)
     metrics["seconds"] = round(seconds, 2)
+    if paused is not None:
+        metrics["paused_seconds"] = round(paused, 2)
     if mode != "loglik" and seconds > 0:
         metrics["tokens_per_second"] = round(sum(r["tokens"] for r in records) / seconds, 2)
     metrics["mode"] = mode

@@ -37,6 +37,7 @@ from tqdm import tqdm
 from . import __version__, data
 from .backends import ChatOnly, open_backend
 from .backends.hf import HFBackend
+from .clock import PhaseClock
 from .config import RunConfig, read_yaml, validate
 from .errors import EmreasonError, note
 from .evaluate import evaluate, timed_summary
@@ -287,21 +288,21 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
     # Each chunk's marker holds the seconds since the previous commit, so a resumed E-step still
     # reports the time of all its chunks (the time lost to an interruption is not counted).
     markers = [r for r in read_jsonl(log) if "chunk_done" in r] if done else []
-    earlier = sum(r.get("seconds") or 0 for r in markers)
+    seconds = [r.get("seconds") or 0 for r in markers]
+    paused = [r.get("paused_seconds") or 0 for r in markers]
     here, used = machine(), [r.get("machine") for r in markers]
-    start = time.perf_counter()
-    last = [start]
     cpu = [r.get("cpu_seconds") for r in markers]
-    last_cpu = [time.process_time()]
-    with tqdm(total=len(shown), initial=sum(len(chunks[c]) for c in done if c < len(chunks)), unit="q",
-              desc=f"iter {k}/{cfg.iterations} E-step {cfg.sampler.name}", file=sys.stderr, disable=quiet) as bar:
+    with PhaseClock() as clock, tqdm(total=len(shown), initial=sum(len(chunks[c]) for c in done if c < len(chunks)),
+                                     unit="q", desc=f"iter {k}/{cfg.iterations} E-step {cfg.sampler.name}",
+                                     file=sys.stderr, disable=quiet) as bar:
         def commit(c: int, new: list[dict]) -> None:
-            now, now_cpu = time.perf_counter(), time.process_time()
+            chunk_seconds, chunk_cpu, stopped = clock.lap()
             # Ray workers sample elsewhere: this process's CPU seconds would not be the chunk's.
-            cpu.append(round(now_cpu - last_cpu[0], 2) if cfg.backend.workers == 1 else None)
-            append_jsonl(log, new + [{"chunk_done": c, "questions": len(chunks[c]), "seconds": round(now - last[0], 2),
-                                      "cpu_seconds": cpu[-1], "machine": here}])
-            last[0], last_cpu[0] = now, now_cpu
+            cpu.append(round(chunk_cpu, 2) if cfg.backend.workers == 1 else None)
+            seconds.append(round(chunk_seconds, 2))
+            paused.append(round(stopped, 2))
+            append_jsonl(log, new + [{"chunk_done": c, "questions": len(chunks[c]), "seconds": seconds[-1],
+                                      "paused_seconds": paused[-1], "cpu_seconds": cpu[-1], "machine": here}])
             used.append(here)
             records.extend(new)
             bar.update(len(chunks[c]))
@@ -319,7 +320,8 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
             backend.batch_size = cfg.generation.batch_size
             commit(c, sample_chunk(backend, chunk, cfg.sampler, cfg.generation, cfg.prompts, cfg.data.seed, k, c))
     summary = estep_summary(records, len(shown))
-    summary["estep_seconds"] = round(earlier + time.perf_counter() - start, 2)
+    summary["estep_seconds"] = round(sum(seconds), 2)
+    summary["estep_paused_seconds"] = round(sum(paused), 2)
     summary["estep_cpu_seconds"] = cpu_total(cpu)
     summary["estep_machine"] = machines(used)
     write_json(summary_path, summary)
@@ -472,6 +474,7 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
         note(f"iteration {k}: resuming the evaluation after {len(done)} of {len(chunks)} chunks")
     markers = [r for r in read_jsonl(partial) if "chunk_done" in r] if done else []
     seconds = sum(r.get("seconds") or 0 for r in markers)
+    paused = sum(r.get("paused_seconds") or 0 for r in markers)
     here, used = machine(), [r.get("machine") for r in markers]
     cpu = [r.get("cpu_seconds") for r in markers]
     with tqdm(total=len(eval_set), initial=sum(len(chunks[c]) for c in done), unit="q",
@@ -484,11 +487,13 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
                             cfg.eval.temperature, seed=cfg.data.seed, progress=bar)
             cpu.append(round(time.process_time() - cpu_start, 2))
             append_jsonl(partial, part.records + [{"chunk_done": c, "seconds": part.metrics["seconds"],
+                                                   "paused_seconds": part.metrics["paused_seconds"],
                                                    "cpu_seconds": cpu[-1], "machine": here}])
             records += part.records
             seconds += part.metrics["seconds"]
+            paused += part.metrics["paused_seconds"]
             used.append(here)
-    m = timed_summary(records, seconds, cfg.eval.mode)
+    m = timed_summary(records, seconds, cfg.eval.mode, paused)
     m["cpu_seconds"] = cpu_total(cpu)
     m["machine"] = machines(used)
     write_jsonl(out / "predictions.jsonl", records)

@@ -13,13 +13,13 @@ import inspect
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments
 
+from .clock import PhaseClock
 from .config import ModelConfig, TrainConfig
 from .errors import note
 from .models import cpu_info, load, machine
@@ -105,13 +105,15 @@ class WeightedTrainer(Trainer):
 
     fingerprint = ""
     loss_sum = 0.0
-    seconds_before = cpu_seconds_before = 0.0  # what the steps before a resume took
-    clock = (0.0, 0.0)  # perf_counter() and process_time() when this process started training
+    # wall (stops left out), CPU and paused seconds so far, from the steps before a resume on
+    spent = (0.0, 0.0, 0.0)
+    clock: PhaseClock | None = None  # running while this process trains
 
-    def elapsed(self) -> tuple[float, float]:
-        """Wall and CPU seconds of this M-step so far, the steps before a resume included."""
-        return (self.seconds_before + time.perf_counter() - self.clock[0],
-                self.cpu_seconds_before + time.process_time() - self.clock[1])
+    def elapsed(self) -> tuple[float, float, float]:
+        """Wall, CPU and paused seconds of this M-step so far, the steps before a resume included."""
+        if self.clock is not None:
+            self.spent = tuple(a + b for a, b in zip(self.spent, self.clock.lap()))
+        return self.spent
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         weight = inputs.pop("weight")
@@ -132,9 +134,10 @@ class WeightedTrainer(Trainer):
         super()._save_checkpoint(model, trial)
         folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
         if self.is_world_process_zero() and folder.is_dir():
-            seconds, cpu_seconds = self.elapsed()
+            seconds, cpu_seconds, paused = self.elapsed()
             write_json(folder / RESUME_MARKER, {"fingerprint": self.fingerprint, "loss_sum": float(self.loss_sum),
-                                                "seconds": seconds, "cpu_seconds": cpu_seconds})
+                                                "seconds": seconds, "cpu_seconds": cpu_seconds,
+                                                "paused_seconds": paused})
 
 
 def _fingerprint(examples: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, seed: int, init_from) -> str:
@@ -230,19 +233,21 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
     trainer.fingerprint = fingerprint
     trainer.loss_sum = saved.get("loss_sum", 0.0)
     # a checkpoint written before the marker kept them has none: its steps' seconds are lost
-    trainer.seconds_before, trainer.cpu_seconds_before = saved.get("seconds", 0.0), saved.get("cpu_seconds", 0.0)
+    trainer.spent = tuple(float(saved.get(key, 0.0)) for key in ("seconds", "cpu_seconds", "paused_seconds"))
     if resume is not None:
         note(f"resuming the M-step from {resume.name} (every {every} steps a checkpoint is kept)")
-    trainer.clock = (time.perf_counter(), time.process_time())
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    seconds, cpu_seconds = trainer.elapsed()
+    with PhaseClock() as trainer.clock:
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        seconds, cpu_seconds, paused = trainer.elapsed()
+    trainer.clock = None
     trained_tokens = sum(e["length"] for e in examples) * cfg.epochs
     stats.update(
         train_loss=float(trainer.loss_sum) / max(result.global_step, 1), train_steps=int(result.global_step),
         train_tokens=int(trained_tokens), train_target_tokens=int(sum(sum(l != -100 for l in e["labels"]) for e in examples) * cfg.epochs),
         train_precision="bf16" if args.bf16 else "float32", train_seconds=round(seconds, 2),
         train_tokens_per_second=round(trained_tokens / seconds, 1) if seconds else None,
-        train_cpu_seconds=round(cpu_seconds, 2),  # rank 0's; under the wall seconds x CPUs when shared or paused
+        train_cpu_seconds=round(cpu_seconds, 2),  # rank 0's; under the wall seconds x CPUs when shared
+        train_paused_seconds=round(paused, 2),  # stopped (SIGSTOP/SIGTSTP), left out of train_seconds
         train_log=[h for h in trainer.state.log_history if "loss" in h],
         train_machine=machine() + (f" ({trainer.args.world_size} processes)" if trainer.args.world_size > 1 else ""),
     )

@@ -138,8 +138,11 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_llama, data_dir, tmp_pa
     # its chunks' own, across the interruption
     assert clean[1]["train_cpu_seconds"] > 0  # (the scripted sampler and evaluation use next to none)
     assert clean[1]["eval_cpu_seconds"] >= 0 and clean[1]["estep_cpu_seconds"] >= 0
+    # and the seconds each phase sat stopped, left out of its seconds (none here: tests/test_clock.py)
+    assert clean[1]["estep_paused_seconds"] == clean[1]["eval_paused_seconds"] == clean[1]["train_paused_seconds"] == 0
     markers = [r for r in read_jsonl(tmp_path / "resumed" / "iter_1" / "samples.jsonl") if "chunk_done" in r]
     assert len(markers) == 3 and resumed[1]["estep_cpu_seconds"] == round(sum(r["cpu_seconds"] for r in markers), 2)
+    assert all(r["paused_seconds"] == 0 for r in markers)
     assert loop.cpu_total([1.0, 2.5]) == 3.5 and loop.cpu_total([1.0, None]) is None and loop.cpu_total([]) is None
     strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith(("seconds", "machine"))
                            and k != "train_tokens_per_second" and k != "eval_tokens_per_second"} for r in rows]
