@@ -27,9 +27,14 @@ groups=(
   # speed: a 1.5B EM cell here takes ~6-9 h, its MMLU row (MMLU x1.77 in `emreason status`) ~60 h.
   # The 0.5B (its ARC-Easy cells trained in float32, as here; ~32 h for three rows) takes the
   # Qwen family to MMLU first, then completes its rows; the 1.5B's MMLU row comes last.
+  '^qwen2.5-coder-0.5b-mmlu-(none|direct)-'
+  # Session 27: on MMLU the 0.5B is at chance untrained and after direct fine-tuning (CoT 0.247,
+  # direct answer 0.277, direct FT 0.280; always D 0.267), where SmolLM2's EM cells learned letter
+  # habits, not reasoning. So the 1.5B's MMLU row, the model that reasons (~42 h here), runs before
+  # the 0.5B's MMLU EM cells (~24 h) and its ARC-Challenge and OpenBookQA rows (~21 h).
+  '^qwen2.5-coder-1.5b-mmlu-'
   '^qwen2.5-coder-0.5b-mmlu-'
   '^qwen2.5-coder-0.5b-(arc_challenge|openbookqa)-'
-  '^qwen2.5-coder-1.5b-mmlu-'
 )
 results/restore.sh results/paper runs/paper
 # Touched after each collect: a group that wrote nothing since (a finished one, walked on resume)
