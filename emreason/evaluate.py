@@ -42,8 +42,10 @@ def evaluate(backend, examples: list[Example], mode: str = "cot", prompts: Promp
     prompts = prompts or PromptConfig()
     with PhaseClock() as clock:
         records = _records(backend, examples, mode, prompts, max_new_tokens, temperature, seed, progress)
-        seconds, _, paused = clock.lap()
-    return EvalResult(timed_summary(records, seconds, mode, paused), records)
+        seconds, cpu_seconds, paused = clock.lap()
+    metrics = timed_summary(records, seconds, mode, paused)
+    metrics["cpu_seconds"] = round(cpu_seconds, 2)
+    return EvalResult(metrics, records)
 
 
 def _records(backend, examples, mode, prompts, max_new_tokens, temperature, seed, progress) -> list[dict]:
@@ -63,13 +65,12 @@ def _records(backend, examples, mode, prompts, max_new_tokens, temperature, seed
     return records
 
 
-def timed_summary(records: list[dict], seconds: float, mode: str, paused: float | None = None) -> dict:
+def timed_summary(records: list[dict], seconds: float, mode: str, paused: float) -> dict:
     """summarize() plus the time it took (stops left out, `clock.PhaseClock`; the seconds paused
     beside) and the output tokens per second (generation modes)."""
     metrics = summarize(records)
     metrics["seconds"] = round(seconds, 2)
-    if paused is not None:
-        metrics["paused_seconds"] = round(paused, 2)
+    metrics["paused_seconds"] = round(paused, 2)
     if mode != "loglik" and seconds > 0:
         metrics["tokens_per_second"] = round(sum(r["tokens"] for r in records) / seconds, 2)
     metrics["mode"] = mode

@@ -482,10 +482,9 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
         for c, chunk in enumerate(chunks):
             if c in done:
                 continue
-            cpu_start = time.process_time()
             part = evaluate(backend, chunk, cfg.eval.mode, cfg.prompts, cfg.eval.max_new_tokens,
                             cfg.eval.temperature, seed=cfg.data.seed, progress=bar)
-            cpu.append(round(time.process_time() - cpu_start, 2))
+            cpu.append(part.metrics["cpu_seconds"])
             append_jsonl(partial, part.records + [{"chunk_done": c, "seconds": part.metrics["seconds"],
                                                    "paused_seconds": part.metrics["paused_seconds"],
                                                    "cpu_seconds": cpu[-1], "machine": here}])
