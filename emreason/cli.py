@@ -1,7 +1,8 @@
 """The `emreason` command: eval, run, report, reread, status, export, models, data.
 
 Every user-fixable problem is an `EmreasonError`, printed as one line (`error: ...`) with exit
-status 2 and no traceback; argparse's own usage errors exit 2 as well.
+status 2 and no traceback; argparse's own usage errors exit 2 as well. A run asked to stop
+(SIGTERM, SIGUSR1, Ctrl-C; emreason.stop) keeps its work, says where it stopped, and exits 75.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from .errors import EmreasonError
+from .stop import EXIT_STOPPED, Stopped
 
 
 def _positive_int(s: str) -> int:
@@ -231,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()
     try:
         return args.func(args)
+    except Stopped as e:  # asked to stop (SIGTERM, SIGUSR1, Ctrl-C): the work done is kept
+        print(f"stopped: {e}", file=sys.stderr)
+        return EXIT_STOPPED
     except EmreasonError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

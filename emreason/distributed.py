@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import stop
 from .errors import EmreasonError
 
 
@@ -69,7 +70,7 @@ def sample_chunks(cfg, source: Path | None, chunks: dict[int, list], iteration: 
             w = running.pop(ready)
             c, records = ray.get(ready)
             on_done(c, records)
-            if todo:
+            if todo and not stop.requested():  # a stop lets the chunks in flight finish, starts none
                 nxt = todo.pop(0)
                 running[w.sample.remote(chunks[nxt], iteration, nxt)] = w
     finally:

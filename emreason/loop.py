@@ -34,7 +34,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import __version__, data
+from . import __version__, data, stop
 from .backends import ChatOnly, open_backend
 from .backends.hf import HFBackend
 from .clock import PhaseClock
@@ -257,8 +257,10 @@ def run(cfg: RunConfig, run_dir: Path, resume: bool = False, overwrite: bool = F
             it_dir = run_dir / f"iter_{k}"
             write_json(run_dir / "state.json", {"iteration": k, "phase": "estep"})
             records = _estep(cfg, it_dir, k, models, train_set, quiet)
+            stop.check(f"after iteration {k}'s E-step")
             write_json(run_dir / "state.json", {"iteration": k, "phase": "mstep"})
             _mstep(cfg, it_dir, k, models, train_set, records, device, quiet)
+            stop.check(f"after iteration {k}'s M-step")
             write_json(run_dir / "state.json", {"iteration": k, "phase": "eval"})
             _eval_phase(cfg, run_dir, k, models, eval_set, quiet)
             _write_metrics(cfg, run_dir, k)  # progress is readable (and reportable) while a run goes on
@@ -314,8 +316,10 @@ def _estep(cfg: RunConfig, it_dir: Path, k: int, models: _Models, train_set, qui
             models.drop()
             if todo:
                 sample_chunks(cfg, models.iterate_dir(k - 1), todo, k, commit)
+                stop.check(f"during iteration {k}'s E-step ({len(used)} of {len(chunks)} chunks kept)")
             todo = {}
         for c, chunk in todo.items():
+            stop.check(f"during iteration {k}'s E-step ({len(used)} of {len(chunks)} chunks kept)")
             backend = models.get(k - 1)
             backend.batch_size = cfg.generation.batch_size
             commit(c, sample_chunk(backend, chunk, cfg.sampler, cfg.generation, cfg.prompts, cfg.data.seed, k, c))
@@ -431,9 +435,14 @@ def _launch_mstep(cfg: RunConfig, it_dir: Path, k: int, init_from: Path | None, 
     if quiet:
         cmd.append("--quiet")
     note("M-step: " + " ".join(cmd))
-    proc = subprocess.run(cmd)
-    if proc.returncode != 0 or not marker.is_file():
-        raise EmreasonError(f"the M-step's process failed (exit {proc.returncode}); its output is "
+    with stop.forwarding(subprocess.Popen(cmd)) as proc:
+        returncode = proc.wait()
+    if returncode != 0 and (returncode == stop.EXIT_STOPPED or stop.requested()):
+        stop.check(f"during the M-step (its process exited {returncode}; its last checkpoint is kept)")
+        raise stop.Stopped(f"the M-step's process stopped on request (exit {returncode}; its last checkpoint "
+                           "is kept): run the same command with --resume to go on")
+    if returncode != 0 or not marker.is_file():
+        raise EmreasonError(f"the M-step's process failed (exit {returncode}); its output is "
                             f"above. Fix it and run again with --resume. Command: {' '.join(cmd)}")
     stats = read_json(marker)
     marker.unlink()
@@ -482,6 +491,7 @@ def _eval_phase(cfg: RunConfig, run_dir: Path, k: int, models: _Models, eval_set
         for c, chunk in enumerate(chunks):
             if c in done:
                 continue
+            stop.check(f"during iteration {k}'s evaluation, after {len(records)} of {len(eval_set)} questions")
             part = evaluate(backend, chunk, cfg.eval.mode, cfg.prompts, cfg.eval.max_new_tokens,
                             cfg.eval.temperature, seed=cfg.data.seed, progress=bar)
             cpu.append(part.metrics["cpu_seconds"])
@@ -588,6 +598,11 @@ def load_run_config(path: str, sets: list[str] = ()) -> RunConfig:
 
 
 def run_from_cli(args) -> int:
+    with stop.on_signals():  # SIGTERM, SIGUSR1, a first Ctrl-C: stop at the next safe point (emreason.stop)
+        return _run_from_cli(args)
+
+
+def _run_from_cli(args) -> int:
     raw = apply_overrides(read_yaml(args.config), list(args.set))
     if "grid" in raw:
         from .grid import run_grid

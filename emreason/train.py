@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from . import stop
 from .clock import PhaseClock
 from .config import ModelConfig, TrainConfig
 from .errors import note
@@ -140,6 +141,26 @@ class WeightedTrainer(Trainer):
                                                 "paused_seconds": paused})
 
 
+class _StopOnRequest(TrainerCallback):
+    """A stop request (emreason.stop) ends training after the optimizer step in flight, with a
+    checkpoint where the M-step keeps them. Under a distributed launcher every process must stop at
+    the same step (a signal may reach them at different steps): they agree by an all-reduce."""
+
+    def __init__(self, save: bool):
+        self.save = save
+
+    def on_step_end(self, args, state, control, **kwargs):
+        asked = stop.requested() is not None
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([float(asked)], device=args.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            asked = bool(flag.item())
+        if asked:
+            control.should_training_stop = True
+            control.should_save = control.should_save or self.save
+        return control
+
+
 def _fingerprint(examples: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, seed: int, init_from) -> str:
     key = json.dumps([examples, model_cfg.model_dump(), cfg.model_dump(), seed, str(init_from)], sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()
@@ -231,14 +252,20 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
     trainer = WeightedTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                               data_collator=_Collator(tok.pad_token_id))
     trainer.fingerprint = fingerprint
+    trainer.add_callback(_StopOnRequest(save=bool(every)))
     trainer.loss_sum = saved.get("loss_sum", 0.0)
     # a checkpoint written before the marker kept them has none: its steps' seconds are lost
     trainer.spent = tuple(float(saved.get(key, 0.0)) for key in ("seconds", "cpu_seconds", "paused_seconds"))
     if resume is not None:
         note(f"resuming the M-step from {resume.name} (every {every} steps a checkpoint is kept)")
-    with PhaseClock() as trainer.clock:
+    with stop.on_signals(), PhaseClock() as trainer.clock:
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         seconds, cpu_seconds, paused = trainer.elapsed()
+        if trainer.state.global_step < trainer.state.max_steps:  # stopped on request, not finished
+            kept = f"a checkpoint at step {trainer.state.global_step} is kept" if every else \
+                "train.checkpoint_steps is 0, so it starts over"
+            stop.check(f"during the M-step, after step {trainer.state.global_step} of "
+                       f"{trainer.state.max_steps} ({kept})")
     trainer.clock = None
     trained_tokens = sum(e["length"] for e in examples) * cfg.epochs
     stats.update(
@@ -314,8 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     else:  # under accelerate launch: one device per process
         device = "cpu" if os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" or not torch.cuda.is_available() \
             else f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-    _, _, stats = train(rows, cfg.model, cfg.train, it_dir, seed=cfg.data.seed + args.iteration, device=device,
-                        init_from=args.init_from, quiet=args.quiet)
+    try:
+        with stop.on_signals():  # also while it loads and saves: a stop then ends it cleanly
+            _, _, stats = train(rows, cfg.model, cfg.train, it_dir, seed=cfg.data.seed + args.iteration,
+                                device=device, init_from=args.init_from, quiet=args.quiet)
+    except stop.Stopped as e:
+        note(str(e))
+        return stop.EXIT_STOPPED
     if int(os.environ.get("RANK", "0")) == 0:
         stats["train_processes"] = int(os.environ.get("WORLD_SIZE", "1"))
         write_json(it_dir / ".mstep_stats.json", stats)

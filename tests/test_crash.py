@@ -143,3 +143,34 @@ def test_half_written_checkpoint_and_torn_log_are_recovered(clean_runs, tmp_path
     assert _samples(out) == _samples(clean)
     assert "ghost" not in log.read_text()
     assert _metrics(out) == _metrics(clean)
+
+
+@pytest.mark.parametrize("sampler,point", [("rejection", "mid E-step"), ("direct", "mid M-step")])
+def test_sigterm_stops_at_a_safe_point_and_resumes_to_a_clean_run(clean_runs, tmp_path, sampler, point):
+    """SIGTERM (a scheduler's warning) finishes the chunk or optimizer step in flight, keeps it
+    (the M-step with a checkpoint between its periodic ones), and exits 75; --resume goes on."""
+    cfg, clean = clean_runs[sampler]
+    out = tmp_path / "run"
+    proc = _start(cfg, out)
+    conditions = {"mid E-step": lambda: _chunks_done(out),
+                  "mid M-step": lambda: (out / "iter_1" / "train.jsonl").is_file()}
+    deadline = time.time() + 240
+    while not conditions[point]() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 75, err[-3000:]
+    assert "SIGTERM: stopping after the chunk or optimizer step in flight" in err
+    if point == "mid E-step":
+        assert "stopped: stopped on SIGTERM during iteration 1's E-step (" in err
+        assert not (out / "iter_1" / "estep.json").exists()
+    else:
+        assert "stopped: stopped on SIGTERM during the M-step, after step " in err
+        assert list((out / "iter_1" / "logs").glob("checkpoint-*/emreason_resume.json"))
+        assert not (out / "iter_1" / "model").exists()
+    assert not (out / ".lock").exists()
+    err = _finish(cfg, out)
+    assert ("resuming the E-step after" if point == "mid E-step" else "resuming the M-step from checkpoint-") in err
+    assert _metrics(out) == _metrics(clean)
+    if sampler == "rejection":
+        assert _samples(out) == _samples(clean)

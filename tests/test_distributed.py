@@ -1,20 +1,24 @@
 """The M-step in processes of its own, and scale-out on CPUs: the plain child an engine's loop
 launches, and the M-step under `accelerate launch` (DDP, 2 gloo processes), train the same adapter
-as one process on the same data; and the E-step on 2 Ray workers writes the same sample
-log as one worker."""
+as one process on the same data, and SIGTERM stops either with a checkpoint they resume from; and
+the E-step on 2 Ray workers writes the same sample log as one worker."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import pytest
 import torch
 
-from emreason import loop
+from emreason import loop, stop
 from emreason.config import RunConfig
 from emreason.store import read_jsonl, write_json, write_jsonl
-from emreason.train import train
+from emreason.train import RESUME_MARKER, train
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = [{"prompt": f"<|im_start|>user\nQuestion {i}: which plant needs light?<|im_end|>\n<|im_start|>assistant\n",
@@ -81,6 +85,74 @@ def test_the_plain_mstep_child_trains_what_the_loops_process_would(tiny_qwen, tm
     assert max(ref[k].abs().max().item() for k in ref if "lora_B" in k) > 1e-3
     for k in ref:
         torch.testing.assert_close(got[k], ref[k], atol=2e-5, rtol=1e-4)
+
+
+def _signal_at_checkpoint(it_dir: Path, send) -> threading.Thread:
+    """Call send() once the M-step's first periodic checkpoint is complete (its marker written)."""
+    def watch():
+        deadline = time.time() + 300
+        while time.time() < deadline and not list((it_dir / "logs").glob(f"checkpoint-*/{RESUME_MARKER}")):
+            time.sleep(0.01)
+        send()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_sigterm_to_the_loop_stops_its_mstep_child_with_a_checkpoint(tiny_qwen, tmp_path):
+    """The loop forwards SIGTERM to the M-step's child (emreason.stop): the child checkpoints after
+    its step in flight and exits 75, the loop stops; the resumed child trains the same adapter."""
+    train_cfg = {"epochs": 1, "batch_size": 2, "lora_r": 4, "lora_dropout": 0.0, "max_length": 1024,
+                 "learning_rate": 1e-3, "checkpoint_steps": 2}
+    cfg = RunConfig.model_validate({"model": {"name": str(tiny_qwen)}, "train": train_cfg,
+                                    "backend": {"name": "llamacpp", "threads": 1}})
+    run_dir = tmp_path / "run"
+    write_json(run_dir / "run.json", {"config": cfg.model_dump(mode="json")})
+    write_jsonl(run_dir / "iter_1" / "train.jsonl", ROWS)
+    with stop.on_signals():
+        watcher = _signal_at_checkpoint(run_dir / "iter_1", lambda: os.kill(os.getpid(), signal.SIGTERM))
+        with pytest.raises(stop.Stopped, match="M-step"):
+            loop._launch_mstep(cfg, run_dir / "iter_1", 1, None, "cpu", quiet=True)
+        watcher.join()
+    steps = sorted(int(p.parent.name.split("-")[1]) for p in (run_dir / "iter_1" / "logs").glob(f"*/{RESUME_MARKER}"))
+    assert steps and steps[-1] < 6 and not (run_dir / "iter_1" / "model").exists()
+
+    stats = loop._launch_mstep(cfg, run_dir / "iter_1", 1, None, "cpu", quiet=True)
+    assert stats["train_resumed_at_step"] == steps[-1] and stats["train_steps"] == 6
+    _, _, ref_stats = train(ROWS, cfg.model, cfg.train, tmp_path / "inproc", seed=cfg.data.seed + 1, device="cpu",
+                            quiet=True)
+    assert stats["train_loss"] == pytest.approx(ref_stats["train_loss"], rel=1e-5)
+    got, ref = _adapter(run_dir / "iter_1" / "model"), _adapter(tmp_path / "inproc" / "model")
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], atol=2e-5, rtol=1e-4)
+
+
+def test_sigterm_stops_ddp_processes_at_the_same_step(tiny_llama, tmp_path):
+    """SIGTERM to every process of an `accelerate launch` M-step (as Slurm signals a job's): the
+    ranks agree on the step to stop at (an all-reduce) and write one checkpoint there."""
+    train_cfg = {"epochs": 2, "batch_size": 2, "lora_r": 4, "lora_dropout": 0.0, "max_length": 1024,
+                 "learning_rate": 1e-3, "checkpoint_steps": 2,
+                 "launcher": str(ROOT / "configs/accelerate/cpu_ddp.yaml")}
+    cfg = RunConfig.model_validate({"model": {"name": str(tiny_llama)}, "train": train_cfg})
+    run_dir = tmp_path / "run"
+    write_json(run_dir / "run.json", {"config": cfg.model_dump(mode="json")})
+    write_jsonl(run_dir / "iter_1" / "train.jsonl", ROWS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if torch.cuda.is_available():
+        env["ACCELERATE_USE_CPU"] = "true"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", train_cfg["launcher"],
+           "-m", "emreason.train", str(run_dir), "1", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _signal_at_checkpoint(run_dir / "iter_1", lambda: os.killpg(proc.pid, signal.SIGTERM)).join()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0 and "stopped on SIGTERM during the M-step, after step " in err, err[-3000:]
+    steps = sorted(int(p.parent.name.split("-")[1]) for p in (run_dir / "iter_1" / "logs").glob(f"*/{RESUME_MARKER}"))
+    assert steps and steps[-1] < 6 and not (run_dir / "iter_1" / "model").exists()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = json.loads((run_dir / "iter_1" / ".mstep_stats.json").read_text())
+    assert stats["train_resumed_at_step"] == steps[-1] and stats["train_steps"] == 6
 
 
 def _log_by_chunk(path: Path) -> dict[int, list[dict]]:
