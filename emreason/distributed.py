@@ -54,6 +54,7 @@ def sample_chunks(cfg, source: Path | None, chunks: dict[int, list], iteration: 
     if not ray.is_initialized():
         kwargs = {"address": b.ray_address} if b.ray_address else {"num_cpus": max(b.workers * b.worker_cpus, 1)}
         ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+        stop.reclaim()  # ray.init's SIGTERM handler exits at once: a stop lets the chunks in flight finish
     actor = ray.remote(num_cpus=b.worker_cpus, num_gpus=b.worker_gpus)(_Worker)
     threads = b.threads or max(1, int(b.worker_cpus))
     workers = [actor.remote(cfg.model_dump(mode="json"), str(source) if source else None, threads)

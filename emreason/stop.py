@@ -82,6 +82,16 @@ def on_signals():
             _requested = None
 
 
+def reclaim() -> None:
+    """Install the stop handlers again where a library replaced them inside an on_signals() block:
+    ray.init sets a SIGTERM handler that exits at once (its atexit hook still shuts Ray down)."""
+    if _depth > 0 and threading.current_thread() is threading.main_thread():
+        for name in SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                signal.signal(sig, _handle)
+
+
 @contextmanager
 def forwarding(proc: subprocess.Popen):
     """Forward SIGTERM and SIGUSR1 to `proc` while the block runs (the M-step's process: it then

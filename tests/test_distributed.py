@@ -182,7 +182,9 @@ def test_ray_workers_write_the_same_sample_log(tiny_llama, data_dir, tmp_path):
     threads = torch.get_num_threads()
     try:
         one = _log_by_chunk(run(1))
-        two = _log_by_chunk(run(2))
+        with stop.on_signals():  # as `emreason run` calls it: ray.init's own SIGTERM handler is undone
+            two = _log_by_chunk(run(2))
+            assert signal.getsignal(signal.SIGTERM) is stop._handle
     finally:
         torch.set_num_threads(threads)
         if ray.is_initialized():

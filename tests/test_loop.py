@@ -386,18 +386,24 @@ def test_no_generation_backend_is_alive_while_a_child_mstep_trains(tiny_llama, d
 def test_the_mstep_child_command(tmp_path, monkeypatch):
     """With an engine the M-step runs as a plain child on the loop's device; with train.launcher
     under accelerate launch, which assigns devices itself."""
-    from types import SimpleNamespace
-
     it_dir = tmp_path / "run" / "iter_1"
     it_dir.mkdir(parents=True)
     seen = []
 
-    def fake_run(cmd):
-        seen.append(cmd)
-        (it_dir / ".mstep_stats.json").write_text(json.dumps({"train_loss": 0.5}))
-        return SimpleNamespace(returncode=0)
+    class FakeChild:  # subprocess.Popen's part the loop uses (no pid: nothing may signal it here)
+        pid = None
 
-    monkeypatch.setattr(subprocess, "run", fake_run)
+        def __init__(self, cmd):
+            seen.append(cmd)
+            (it_dir / ".mstep_stats.json").write_text(json.dumps({"train_loss": 0.5}))
+
+        def poll(self):
+            return 0
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakeChild)
     launcher = tmp_path / "ddp.yaml"
     launcher.write_text("num_processes: 2\n")
     plain = cfg("smollm2-135m", backend={"name": "llamacpp"})

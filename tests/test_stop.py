@@ -69,6 +69,7 @@ def test_a_stopped_mstep_keeps_a_checkpoint_and_resumes_to_the_same_iterate(tiny
     rows = [{"prompt": f"Question {i}: pick one. (A) yes (B) no\nAnswer:", "completion": f" Because {i}.\nThe answer is (A).",
              "weight": 1.0} for i in range(16)]
     cfg, model_cfg = TrainConfig(epochs=1, batch_size=4, checkpoint_steps=3), ModelConfig(name=str(tiny_llama))
+    before = signal.getsignal(signal.SIGTERM)  # SIG_DFL, or another test's library's (ray.init sets one)
     _, _, clean = T.train(rows, model_cfg, cfg, tmp_path / "clean", seed=0, device="cpu", quiet=True)
 
     original = T.WeightedTrainer.training_step
@@ -82,7 +83,7 @@ def test_a_stopped_mstep_keeps_a_checkpoint_and_resumes_to_the_same_iterate(tiny
         patch.setattr(T.WeightedTrainer, "training_step", signalled_in_step_two)
         with pytest.raises(stop.Stopped, match="after step 2 of 4 \\(a checkpoint at step 2 is kept\\)"):
             T.train(rows, model_cfg, cfg, tmp_path / "stopped", seed=0, device="cpu", quiet=True)
-    assert stop.requested() is None and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert stop.requested() is None and signal.getsignal(signal.SIGTERM) is before
     logs = tmp_path / "stopped" / "logs"
     assert sorted(p.name for p in logs.glob("checkpoint-*")) == ["checkpoint-2"]
     assert (logs / "checkpoint-2" / T.RESUME_MARKER).is_file() and not (tmp_path / "stopped" / "model").exists()
