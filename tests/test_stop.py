@@ -92,3 +92,34 @@ def test_a_stopped_mstep_keeps_a_checkpoint_and_resumes_to_the_same_iterate(tiny
     assert resumed["train_resumed_at_step"] == 2 and resumed["train_steps"] == clean["train_steps"] == 4
     assert resumed["train_loss"] == pytest.approx(clean["train_loss"], rel=1e-5)
     assert T.weights_sha256(tmp_path / "stopped" / "model") == T.weights_sha256(tmp_path / "clean" / "model")
+
+
+@pytest.mark.parametrize("ending", ["stopped", "finished"])
+def test_the_slurm_script_passes_the_warning_on_and_requeues_a_stopped_run(tmp_path, ending):
+    """configs/slurm/run.sbatch, with stand-ins for `emreason` and `scontrol`: Slurm's USR1 reaches
+    the run, and a run that stops (exit 75) is requeued; one that finishes is not."""
+    from pathlib import Path
+
+    calls = tmp_path / "calls"
+    fake = tmp_path / "emreason"
+    fake.write_text(f"#!/usr/bin/env bash\necho \"emreason $*\" >> {calls}\n"
+                    f"trap 'echo got USR1 >> {calls}; exit 75' USR1\n"
+                    + ("touch " + str(tmp_path / "ready") + "\nwhile true; do sleep 0.05; done\n" if ending == "stopped"
+                       else "exit 0\n"))
+    scontrol = tmp_path / "bin" / "scontrol"
+    scontrol.parent.mkdir()
+    scontrol.write_text(f"#!/usr/bin/env bash\necho \"scontrol $*\" >> {calls}\n")
+    fake.chmod(0o755), scontrol.chmod(0o755)
+    script = Path(__file__).resolve().parents[1] / "configs" / "slurm" / "run.sbatch"
+    env = {**os.environ, "EMREASON": str(fake), "SLURM_JOB_ID": "42",
+           "PATH": f"{scontrol.parent}:{os.environ['PATH']}"}
+    proc = subprocess.Popen(["bash", str(script), "configs/pps.yaml", "runs/pps", "--set", "iterations=3"], env=env)
+    if ending == "stopped":
+        deadline = time.time() + 30
+        while not (tmp_path / "ready").exists() and time.time() < deadline:
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGUSR1)
+    assert proc.wait(timeout=30) == (75 if ending == "stopped" else 0)
+    lines = calls.read_text().splitlines()
+    assert lines[0] == "emreason run configs/pps.yaml --out runs/pps --resume --set iterations=3"
+    assert lines[1:] == (["got USR1", "scontrol requeue 42"] if ending == "stopped" else [])
