@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from contextlib import contextmanager
 
 from .errors import EmreasonError, note
@@ -51,7 +52,8 @@ def _handle(signum, frame) -> None:
     if _requested is None:
         _requested = name
         again = "; Ctrl-C again stops at once" if signum == signal.SIGINT else ""
-        note(f"{name}: stopping after the chunk or optimizer step in flight (its work is kept){again}")
+        when = time.strftime("%H:%M:%S UTC", time.gmtime())  # in a scheduler's log: when the warning came
+        note(f"{name} at {when}: stopping after the chunk or optimizer step in flight (its work is kept){again}")
     if signum != signal.SIGINT:  # a terminal's Ctrl-C reaches the whole process group already
         for child in _children:
             if child.poll() is None:

@@ -8,6 +8,10 @@
 #   mkdir -p runs && nohup results/run_study.sh > runs/study.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Stop it with `kill -TERM -- -PGID` (the script's process group): the run in flight stops at its
+# next safe point (emreason.stop: after the chunk or M-step step in flight, exit 75), and bash runs
+# this trap once that run has exited, so no further group starts.
+trap 'echo "[study] $(date -u +%FT%TZ) stop signal: the study stops"; exit 75' TERM USR1
 groups=(
   '^qwen2.5-coder-1.5b-arc_easy-(none|pps)-'         # the model that reasons: the issue's priority
   '^qwen2.5-coder-1.5b-arc_easy-star-'

@@ -3,6 +3,7 @@ metrics and sample log of an uninterrupted run, without redoing finished work.""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -160,7 +161,7 @@ def test_sigterm_stops_at_a_safe_point_and_resumes_to_a_clean_run(clean_runs, tm
     os.kill(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 75, err[-3000:]
-    assert "SIGTERM: stopping after the chunk or optimizer step in flight" in err
+    assert re.search(r"SIGTERM at \d\d:\d\d:\d\d UTC: stopping after the chunk or optimizer step in flight", err)
     if point == "mid E-step":
         assert "stopped: stopped on SIGTERM during iteration 1's E-step (" in err
         assert not (out / "iter_1" / "estep.json").exists()
