@@ -175,7 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_eval)
 
-    r = sub.add_parser("run", help="run the EM loop (or a grid of runs) from a YAML config")
+    r = sub.add_parser("run", help="run the EM loop (or a grid of runs) from a YAML config",
+                       epilog="SIGTERM, SIGUSR1 or a first Ctrl-C stop the run after the chunk or M-step "
+                              "optimizer step in flight (the M-step with a checkpoint) and exit 75; "
+                              "--resume goes on from there. A second Ctrl-C stops at once.")
     r.add_argument("config", help="YAML config (see configs/)")
     r.add_argument("--out", default=None, help="run directory (default: runs/<config name>)")
     r.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
