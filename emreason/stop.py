@@ -57,7 +57,7 @@ def _handle(signum, frame) -> None:
     if signum != signal.SIGINT:  # a terminal's Ctrl-C reaches the whole process group already
         for child in _children:
             if child.poll() is None:
-                os.kill(child.pid, signum)
+                os.kill(child.pid, signal.SIGTERM)
 
 
 @contextmanager
@@ -96,12 +96,14 @@ def reclaim() -> None:
 
 @contextmanager
 def forwarding(proc: subprocess.Popen):
-    """Forward SIGTERM and SIGUSR1 to `proc` while the block runs (the M-step's process: it then
-    checkpoints and exits with EXIT_STOPPED); a request that came before it started is forwarded at
-    once (a Ctrl-C as SIGTERM). Leaving the block by an exception ends the process, so no orphan trains on."""
+    """Pass a stop request (SIGTERM, SIGUSR1) on to `proc` while the block runs, as SIGTERM: the
+    M-step's process then checkpoints and exits with EXIT_STOPPED, and `accelerate launch`'s agent
+    relays SIGTERM to its ranks (SIGUSR1 would kill it). A request that came before the process
+    started is passed on at once (a Ctrl-C too). Leaving the block by an exception ends the
+    process, so no orphan trains on."""
     _children.append(proc)
     if _requested is not None:  # asked between the loop's last check and the start: the terminal's SIGINT missed it
-        os.kill(proc.pid, signal.SIGTERM if _requested == "SIGINT" else getattr(signal, _requested))
+        os.kill(proc.pid, signal.SIGTERM)
     try:
         yield proc
     except BaseException:

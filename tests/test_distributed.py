@@ -128,9 +128,11 @@ def test_sigterm_to_the_loop_stops_its_mstep_child_with_a_checkpoint(tiny_qwen, 
         torch.testing.assert_close(got[k], ref[k], atol=2e-5, rtol=1e-4)
 
 
-def test_sigterm_stops_ddp_processes_at_the_same_step(tiny_llama, tmp_path):
-    """SIGTERM to every process of an `accelerate launch` M-step (as Slurm signals a job's): the
-    ranks agree on the step to stop at (an all-reduce) and write one checkpoint there."""
+@pytest.mark.parametrize("to", ["the launcher", "every process"])
+def test_sigterm_stops_ddp_processes_at_the_same_step(tiny_llama, tmp_path, to):
+    """SIGTERM to an `accelerate launch` M-step, to the launcher (as the loop passes a stop on; its
+    agent relays it to the ranks) or to every process (as Slurm signals a job's): the ranks agree
+    on the step to stop at (an all-reduce) and write one checkpoint there."""
     train_cfg = {"epochs": 2, "batch_size": 2, "lora_r": 4, "lora_dropout": 0.0, "max_length": 1024,
                  "learning_rate": 1e-3, "checkpoint_steps": 2,
                  "launcher": str(ROOT / "configs/accelerate/cpu_ddp.yaml")}
@@ -144,7 +146,9 @@ def test_sigterm_stops_ddp_processes_at_the_same_step(tiny_llama, tmp_path):
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", train_cfg["launcher"],
            "-m", "emreason.train", str(run_dir), "1", "--quiet"]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    _signal_at_checkpoint(run_dir / "iter_1", lambda: os.killpg(proc.pid, signal.SIGTERM)).join()
+    send = (lambda: os.kill(proc.pid, signal.SIGTERM)) if to == "the launcher" else \
+        (lambda: os.killpg(proc.pid, signal.SIGTERM))
+    _signal_at_checkpoint(run_dir / "iter_1", send).join()
     _, err = proc.communicate(timeout=300)
     assert proc.returncode != 0 and "stopped on SIGTERM during the M-step, after step " in err, err[-3000:]
     steps = sorted(int(p.parent.name.split("-")[1]) for p in (run_dir / "iter_1" / "logs").glob(f"*/{RESUME_MARKER}"))
