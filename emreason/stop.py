@@ -38,10 +38,12 @@ def requested() -> str | None:
     return _requested
 
 
-def check(where: str) -> None:
-    """Raise Stopped if a stop was asked for; `where` names the safe point for the message."""
-    if _requested is not None:
-        raise Stopped(f"stopped on {_requested} {where}: run the same command with --resume to go on")
+def check(where: str, asked: str | None = None) -> None:
+    """Raise Stopped if a stop was asked for, here or (`asked`: by whom) elsewhere; `where` names
+    the safe point for the message."""
+    by = _requested or asked
+    if by is not None:
+        raise Stopped(f"stopped on {by} {where}: run the same command with --resume to go on")
 
 
 def _handle(signum, frame) -> None:

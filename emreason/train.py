@@ -264,8 +264,9 @@ def train(rows: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, out_dir: P
         if trainer.state.global_step < trainer.state.max_steps:  # stopped on request, not finished
             kept = f"a checkpoint at step {trainer.state.global_step} is kept" if every else \
                 "train.checkpoint_steps is 0, so it starts over"
+            # under DDP the request may have reached another rank only: this one stops all the same
             stop.check(f"during the M-step, after step {trainer.state.global_step} of "
-                       f"{trainer.state.max_steps} ({kept})")
+                       f"{trainer.state.max_steps} ({kept})", asked="another process's request")
     trainer.clock = None
     trained_tokens = sum(e["length"] for e in examples) * cfg.epochs
     stats.update(

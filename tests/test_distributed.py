@@ -128,11 +128,21 @@ def test_sigterm_to_the_loop_stops_its_mstep_child_with_a_checkpoint(tiny_qwen, 
         torch.testing.assert_close(got[k], ref[k], atol=2e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("to", ["the launcher", "every process"])
+def _rank_pid(launcher: int, rank: int) -> int:
+    """The process of `rank` among the launcher's children (its RANK environment variable)."""
+    out = subprocess.run(["pgrep", "-P", str(launcher), "-f", "emreason.train"], capture_output=True, text=True)
+    for pid in out.stdout.split():
+        if f"\0RANK={rank}\0".encode() in b"\0" + Path(f"/proc/{pid}/environ").read_bytes():
+            return int(pid)
+    raise AssertionError(f"no rank {rank} among the launcher's processes {out.stdout.split()}")
+
+
+@pytest.mark.parametrize("to", ["the launcher", "every process", "one rank"])
 def test_sigterm_stops_ddp_processes_at_the_same_step(tiny_llama, tmp_path, to):
     """SIGTERM to an `accelerate launch` M-step, to the launcher (as the loop passes a stop on; its
-    agent relays it to the ranks) or to every process (as Slurm signals a job's): the ranks agree
-    on the step to stop at (an all-reduce) and write one checkpoint there."""
+    agent relays it to the ranks), to every process (as Slurm signals a job's) or to rank 1 only:
+    the ranks agree on the step to stop at (an all-reduce), write one checkpoint there, and none
+    saves an iterate."""
     train_cfg = {"epochs": 2, "batch_size": 2, "lora_r": 4, "lora_dropout": 0.0, "max_length": 1024,
                  "learning_rate": 1e-3, "checkpoint_steps": 2,
                  "launcher": str(ROOT / "configs/accelerate/cpu_ddp.yaml")}
@@ -146,8 +156,9 @@ def test_sigterm_stops_ddp_processes_at_the_same_step(tiny_llama, tmp_path, to):
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", train_cfg["launcher"],
            "-m", "emreason.train", str(run_dir), "1", "--quiet"]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    send = (lambda: os.kill(proc.pid, signal.SIGTERM)) if to == "the launcher" else \
-        (lambda: os.killpg(proc.pid, signal.SIGTERM))
+    send = {"the launcher": lambda: os.kill(proc.pid, signal.SIGTERM),
+            "every process": lambda: os.killpg(proc.pid, signal.SIGTERM),
+            "one rank": lambda: os.kill(_rank_pid(proc.pid, 1), signal.SIGTERM)}[to]  # rank 0 would save
     _signal_at_checkpoint(run_dir / "iter_1", send).join()
     _, err = proc.communicate(timeout=300)
     assert proc.returncode != 0 and "stopped on SIGTERM during the M-step, after step " in err, err[-3000:]
