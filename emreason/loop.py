@@ -438,9 +438,8 @@ def _launch_mstep(cfg: RunConfig, it_dir: Path, k: int, init_from: Path | None, 
     with stop.forwarding(subprocess.Popen(cmd)) as proc:
         returncode = proc.wait()
     if returncode != 0 and (returncode == stop.EXIT_STOPPED or stop.requested()):
-        stop.check(f"during the M-step (its process exited {returncode}; its last checkpoint is kept)")
-        raise stop.Stopped(f"the M-step's process stopped on request (exit {returncode}; its last checkpoint "
-                           "is kept): run the same command with --resume to go on")
+        stop.check(f"during the M-step (its process exited {returncode}; its last checkpoint is kept)",
+                   asked="a request to the M-step's process")
     if returncode != 0 or not marker.is_file():
         raise EmreasonError(f"the M-step's process failed (exit {returncode}); its output is "
                             f"above. Fix it and run again with --resume. Command: {' '.join(cmd)}")

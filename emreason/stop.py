@@ -69,12 +69,7 @@ def on_signals():
     leaving the outermost restores the previous handlers and forgets the request."""
     global _depth, _requested
     main = threading.current_thread() is threading.main_thread()
-    previous = {}
-    if main and _depth == 0:
-        for name in SIGNALS:
-            sig = getattr(signal, name, None)
-            if sig is not None:
-                previous[sig] = signal.signal(sig, _handle)
+    previous = _install() if main and _depth == 0 else {}
     _depth += main
     try:
         yield
@@ -90,10 +85,12 @@ def reclaim() -> None:
     """Install the stop handlers again where a library replaced them inside an on_signals() block:
     ray.init sets a SIGTERM handler that exits at once (its atexit hook still shuts Ray down)."""
     if _depth > 0 and threading.current_thread() is threading.main_thread():
-        for name in SIGNALS:
-            sig = getattr(signal, name, None)
-            if sig is not None:
-                signal.signal(sig, _handle)
+        _install()
+
+
+def _install() -> dict:
+    """Point the stop signals at _handle; returns the handlers they had."""
+    return {sig: signal.signal(sig, _handle) for sig in (getattr(signal, n, None) for n in SIGNALS) if sig is not None}
 
 
 @contextmanager

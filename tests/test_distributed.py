@@ -32,19 +32,30 @@ def _adapter(path: Path) -> dict:
     return load_file(str(path / "adapter_model.safetensors"))
 
 
+def _run_dir(tmp_path: Path, cfg: RunConfig) -> Path:
+    """A run directory as the loop leaves it for iteration 1's M-step: run.json and train.jsonl."""
+    run_dir = tmp_path / "run"
+    write_json(run_dir / "run.json", {"config": cfg.model_dump(mode="json")})
+    write_jsonl(run_dir / "iter_1" / "train.jsonl", ROWS)
+    return run_dir
+
+
+def _ddp(run_dir: Path, launcher: str) -> tuple[list[str], dict]:
+    """The command and environment of iteration 1's M-step under `accelerate launch`, on CPUs."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if torch.cuda.is_available():  # keep to CPUs on a GPU machine (accelerate would give each process a GPU)
+        env["ACCELERATE_USE_CPU"] = "true"
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", launcher,
+            "-m", "emreason.train", str(run_dir), "1", "--quiet"], env
+
+
 def test_ddp_two_processes_match_one(tiny_llama, tmp_path):
     train_cfg = {"epochs": 2, "batch_size": 2, "lora_r": 4, "lora_dropout": 0.0, "max_length": 1024,
                  "learning_rate": 1e-3, "launcher": str(ROOT / "configs/accelerate/cpu_ddp.yaml")}
     cfg = RunConfig.model_validate({"model": {"name": str(tiny_llama)}, "train": train_cfg})
-    run_dir = tmp_path / "run"
-    write_json(run_dir / "run.json", {"config": cfg.model_dump(mode="json")})
-    write_jsonl(run_dir / "iter_1" / "train.jsonl", ROWS)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    if torch.cuda.is_available():  # keep to CPUs on a GPU machine (accelerate would give each process a GPU)
-        env["ACCELERATE_USE_CPU"] = "true"
-    proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", train_cfg["launcher"],
-                           "-m", "emreason.train", str(run_dir), "1", "--quiet"], env=env, capture_output=True,
-                          text=True, timeout=600)
+    run_dir = _run_dir(tmp_path, cfg)
+    cmd, env = _ddp(run_dir, train_cfg["launcher"])
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     stats = json.loads((run_dir / "iter_1" / ".mstep_stats.json").read_text())
     assert stats["train_processes"] == 2
@@ -71,9 +82,7 @@ def test_the_plain_mstep_child_trains_what_the_loops_process_would(tiny_qwen, tm
                  "learning_rate": 1e-3}
     cfg = RunConfig.model_validate({"model": {"name": str(tiny_qwen)}, "train": train_cfg,
                                     "backend": {"name": "llamacpp", "threads": 1}})
-    run_dir = tmp_path / "run"
-    write_json(run_dir / "run.json", {"config": cfg.model_dump(mode="json")})
-    write_jsonl(run_dir / "iter_1" / "train.jsonl", ROWS)
+    run_dir = _run_dir(tmp_path, cfg)
     stats = loop._launch_mstep(cfg, run_dir / "iter_1", 1, None, device, quiet=True)  # the loop's own command
     assert stats["train_processes"] == 1 and stats["train_examples"] == len(ROWS)
 
@@ -87,11 +96,16 @@ def test_the_plain_mstep_child_trains_what_the_loops_process_would(tiny_qwen, tm
         torch.testing.assert_close(got[k], ref[k], atol=2e-5, rtol=1e-4)
 
 
+def _checkpoint_steps(it_dir: Path) -> list[int]:
+    """The steps of the M-step's complete checkpoints (their marker written), in order."""
+    return sorted(int(p.parent.name.split("-")[1]) for p in (it_dir / "logs").glob(f"*/{RESUME_MARKER}"))
+
+
 def _signal_at_checkpoint(it_dir: Path, send) -> threading.Thread:
     """Call send() once the M-step's first periodic checkpoint is complete (its marker written)."""
     def watch():
         deadline = time.time() + 300
-        while time.time() < deadline and not list((it_dir / "logs").glob(f"checkpoint-*/{RESUME_MARKER}")):
+        while time.time() < deadline and not _checkpoint_steps(it_dir):
             time.sleep(0.01)
         send()
 
@@ -107,15 +121,13 @@ def test_sigterm_to_the_loop_stops_its_mstep_child_with_a_checkpoint(tiny_qwen, 
                  "learning_rate": 1e-3, "checkpoint_steps": 2}
     cfg = RunConfig.model_validate({"model": {"name": str(tiny_qwen)}, "train": train_cfg,
                                     "backend": {"name": "llamacpp", "threads": 1}})
-    run_dir = tmp_path / "run"
-    write_json(run_dir / "run.json", {"config": cfg.model_dump(mode="json")})
-    write_jsonl(run_dir / "iter_1" / "train.jsonl", ROWS)
+    run_dir = _run_dir(tmp_path, cfg)
     with stop.on_signals():
         watcher = _signal_at_checkpoint(run_dir / "iter_1", lambda: os.kill(os.getpid(), signal.SIGTERM))
         with pytest.raises(stop.Stopped, match="M-step"):
             loop._launch_mstep(cfg, run_dir / "iter_1", 1, None, "cpu", quiet=True)
         watcher.join()
-    steps = sorted(int(p.parent.name.split("-")[1]) for p in (run_dir / "iter_1" / "logs").glob(f"*/{RESUME_MARKER}"))
+    steps = _checkpoint_steps(run_dir / "iter_1")
     assert steps and steps[-1] < 6 and not (run_dir / "iter_1" / "model").exists()
 
     stats = loop._launch_mstep(cfg, run_dir / "iter_1", 1, None, "cpu", quiet=True)
@@ -147,14 +159,8 @@ def test_sigterm_stops_ddp_processes_at_the_same_step(tiny_llama, tmp_path, to):
                  "learning_rate": 1e-3, "checkpoint_steps": 2,
                  "launcher": str(ROOT / "configs/accelerate/cpu_ddp.yaml")}
     cfg = RunConfig.model_validate({"model": {"name": str(tiny_llama)}, "train": train_cfg})
-    run_dir = tmp_path / "run"
-    write_json(run_dir / "run.json", {"config": cfg.model_dump(mode="json")})
-    write_jsonl(run_dir / "iter_1" / "train.jsonl", ROWS)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    if torch.cuda.is_available():
-        env["ACCELERATE_USE_CPU"] = "true"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", train_cfg["launcher"],
-           "-m", "emreason.train", str(run_dir), "1", "--quiet"]
+    run_dir = _run_dir(tmp_path, cfg)
+    cmd, env = _ddp(run_dir, train_cfg["launcher"])
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
     send = {"the launcher": lambda: os.kill(proc.pid, signal.SIGTERM),
             "every process": lambda: os.killpg(proc.pid, signal.SIGTERM),
@@ -162,7 +168,7 @@ def test_sigterm_stops_ddp_processes_at_the_same_step(tiny_llama, tmp_path, to):
     _signal_at_checkpoint(run_dir / "iter_1", send).join()
     _, err = proc.communicate(timeout=300)
     assert proc.returncode != 0 and "stopped on SIGTERM during the M-step, after step " in err, err[-3000:]
-    steps = sorted(int(p.parent.name.split("-")[1]) for p in (run_dir / "iter_1" / "logs").glob(f"*/{RESUME_MARKER}"))
+    steps = _checkpoint_steps(run_dir / "iter_1")
     assert steps and steps[-1] < 6 and not (run_dir / "iter_1" / "model").exists()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
