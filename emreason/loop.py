@@ -104,6 +104,12 @@ def _versions() -> dict:
             "transformers": transformers.__version__}
 
 
+# What a resumed run may change: how many iterations, and how often the M-step checkpoints and
+# logs, which decide what an interruption costs, not what is sampled or trained (a resumed M-step
+# reaches the weights of an unstopped one: tests/test_stop.py). Everything else must match.
+RESUME_MAY_CHANGE = ("iterations", "train.checkpoint_steps", "train.logging_steps", "train.report_to")
+
+
 def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, overwrite: bool) -> None:
     """Create, reuse (--resume) or replace (--overwrite) a run directory; never silently."""
     meta = run_dir / "run.json"
@@ -115,13 +121,18 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, overwrite: bool
                 if child.name != ".lock":
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
         elif resume:
-            old = read_json(meta)["config"]
-            new = cfg.model_dump(mode="json")
-            diff = sorted(k for k in _flatten(new).keys() | _flatten(old).keys()
-                          if k != "iterations" and _flatten(new).get(k) != _flatten(old).get(k))
-            if diff:
-                raise EmreasonError(f"{run_dir} was started with a different config ({', '.join(diff[:8])}): "
-                                    "resume with the same config (only `iterations` may grow), or use another --out")
+            record = read_json(meta)
+            old, new = _flatten(record["config"]), _flatten(cfg.model_dump(mode="json"))
+            diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            if [k for k in diff if k not in RESUME_MAY_CHANGE]:
+                raise EmreasonError(
+                    f"{run_dir} was started with a different config ({', '.join(diff[:8])}): resume with "
+                    f"the same config (only {', '.join(RESUME_MAY_CHANGE)} may change), or use another --out")
+            if diff:  # the M-step's child reads run.json: record the new values, and that they changed
+                note(f"resuming with {', '.join(f'{k}: {old.get(k)} -> {new.get(k)}' for k in diff)}")
+                record.setdefault("changed_on_resume", []).append(
+                    {"at": time.strftime("%Y-%m-%dT%H:%M:%S"), **{k: [old.get(k), new.get(k)] for k in diff}})
+                write_json(meta, {**record, "config": cfg.model_dump(mode="json")})
             return
         else:
             raise EmreasonError(f"{run_dir} already holds a run: pass --resume to continue it, "

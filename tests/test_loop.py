@@ -157,8 +157,16 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_llama, data_dir, tmp_pa
 
 def test_resume_refuses_a_different_config(tiny_llama, data_dir, tmp_path, scripted):
     loop.run(cfg(tiny_llama, iterations=1, sampler={"name": "none"}), tmp_path / "r", quiet=True)
-    with pytest.raises(EmreasonError, match="different config"):
+    with pytest.raises(EmreasonError, match=r"different config \(sampler.name\).*only iterations, train.checkpoint_steps"):
         loop.run(cfg(tiny_llama, iterations=1, sampler={"name": "pps"}), tmp_path / "r", resume=True, quiet=True)
+    # How often the M-step checkpoints may change (a preempted cluster job wants it more often); the
+    # M-step's child reads run.json, so the new value goes there, with the change on record.
+    loop.run(cfg(tiny_llama, iterations=1, sampler={"name": "none"}, train__checkpoint_steps=2),
+             tmp_path / "r", resume=True, quiet=True)
+    meta = read_json(tmp_path / "r" / "run.json")
+    assert meta["config"]["train"]["checkpoint_steps"] == 2
+    assert [{k: v for k, v in c.items() if k != "at"} for c in meta["changed_on_resume"]] == [
+        {"train.checkpoint_steps": [None, 2]}]
 
 
 def test_lock_live_and_stale(tmp_path):
