@@ -218,6 +218,12 @@ class TrainConfig(_Section):
     with it (DDP, FSDP, DeepSpeed ZeRO, several nodes); None trains in the loop's own process."""
 
 
+# What a resumed run may change: how many iterations, and how often the M-step checkpoints and
+# logs, which decide what an interruption costs, not what is sampled or trained. The M-step's
+# checkpoint fingerprint leaves the last three out, so its checkpoints survive such a change.
+RESUME_MAY_CHANGE = ("iterations", "train.checkpoint_steps", "train.logging_steps", "train.report_to")
+
+
 class RunConfig(_Section):
     name: str | None = None
     """Run name (default: the config file's name). Letters, digits, '.', '_' and '-' only."""

@@ -38,7 +38,7 @@ from . import __version__, data, stop
 from .backends import ChatOnly, open_backend
 from .backends.hf import HFBackend
 from .clock import PhaseClock
-from .config import RunConfig, read_yaml, validate
+from .config import RESUME_MAY_CHANGE, RunConfig, read_yaml, validate
 from .errors import EmreasonError, note
 from .evaluate import evaluate, timed_summary
 from .models import machine, pick_device
@@ -102,12 +102,6 @@ def _versions() -> dict:
 
     return {"emreason": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__}
-
-
-# What a resumed run may change: how many iterations, and how often the M-step checkpoints and
-# logs, which decide what an interruption costs, not what is sampled or trained (a resumed M-step
-# reaches the weights of an unstopped one: tests/test_stop.py). Everything else must match.
-RESUME_MAY_CHANGE = ("iterations", "train.checkpoint_steps", "train.logging_steps", "train.report_to")
 
 
 def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, overwrite: bool) -> None:

@@ -21,7 +21,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from . import stop
 from .clock import PhaseClock
-from .config import ModelConfig, TrainConfig
+from .config import RESUME_MAY_CHANGE, ModelConfig, TrainConfig
 from .errors import note
 from .models import cpu_info, load, machine
 from .store import disk_errors, read_json, write_json
@@ -162,7 +162,9 @@ class _StopOnRequest(TrainerCallback):
 
 
 def _fingerprint(examples: list[dict], model_cfg: ModelConfig, cfg: TrainConfig, seed: int, init_from) -> str:
-    key = json.dumps([examples, model_cfg.model_dump(), cfg.model_dump(), seed, str(init_from)], sort_keys=True)
+    bookkeeping = {k.removeprefix("train.") for k in RESUME_MAY_CHANGE if k.startswith("train.")}
+    key = json.dumps([examples, model_cfg.model_dump(), cfg.model_dump(exclude=bookkeeping), seed, str(init_from)],
+                     sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()
 
 

@@ -63,7 +63,8 @@ def test_forwarding_ends_the_child_when_the_parent_fails():
 
 def test_a_stopped_mstep_keeps_a_checkpoint_and_resumes_to_the_same_iterate(tiny_llama, tmp_path, monkeypatch):
     """SIGTERM during step 2 of 4 (checkpoints every 3): a checkpoint at step 2, no iterate; the
-    resumed M-step reaches the loss and weights of one trained without a stop."""
+    resumed M-step, checkpointing and logging more often now (what `--resume` may change), goes on
+    from it and reaches the loss and weights of one trained without a stop."""
     import emreason.train as T
     from emreason.config import ModelConfig, TrainConfig
 
@@ -89,7 +90,8 @@ def test_a_stopped_mstep_keeps_a_checkpoint_and_resumes_to_the_same_iterate(tiny
     assert sorted(p.name for p in logs.glob("checkpoint-*")) == ["checkpoint-2"]
     assert (logs / "checkpoint-2" / T.RESUME_MARKER).is_file() and not (tmp_path / "stopped" / "model").exists()
 
-    _, _, resumed = T.train(rows, model_cfg, cfg, tmp_path / "stopped", seed=0, device="cpu", quiet=True)
+    often = cfg.model_copy(update={"checkpoint_steps": 1, "logging_steps": 1})
+    _, _, resumed = T.train(rows, model_cfg, often, tmp_path / "stopped", seed=0, device="cpu", quiet=True)
     assert resumed["train_resumed_at_step"] == 2 and resumed["train_steps"] == clean["train_steps"] == 4
     assert resumed["train_loss"] == pytest.approx(clean["train_loss"], rel=1e-5)
     assert T.weights_sha256(tmp_path / "stopped" / "model") == T.weights_sha256(tmp_path / "clean" / "model")
