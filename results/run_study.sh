@@ -12,12 +12,8 @@ cd "$(dirname "$0")/.."
 # next safe point (emreason.stop: after the chunk or M-step step in flight, exit 75), and bash runs
 # this trap once that run has exited, so no further group starts.
 trap 'echo "[study] $(date -u +%FT%TZ) stop signal: the study stops"; exit 75' TERM USR1
-# Session 31: on a machine with bf16 units (AVX-512 BF16) the 1.5B's MMLU STaR M-step (bf16 autocast,
-# micro-batches of 2) was killed by the OOM killer at step 26 of 52, 23.9 GB resident; resumed from
-# its step-24 checkpoint with glibc's mmap threshold fixed at 4 MB (large tensors are returned to the
-# system when freed, instead of fragmenting the heap) it finished, the machine's used memory at
-# most 16.4 GB (`free -m` every 15 s) over its 28 steps. Not a controlled comparison (steps 25-52
-# against 1-26 of the same rows). Harmless where it is not needed.
+# Session 31: a bf16 M-step of the 1.5B was OOM-killed at 23.9 GB; with glibc's mmap threshold fixed
+# at 4 MB it finished at 16.4 GB (not a controlled comparison; BENCHMARKS.md, "M-step memory at 1.5B").
 export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-4194304}
 groups=(
   '^qwen2.5-coder-1.5b-arc_easy-(none|pps)-'         # the model that reasons: the priority
